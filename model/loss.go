@@ -3,8 +3,8 @@ package model
 import (
 	"fmt"
 
-	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
 )
 
 // logSumExp over the last axis, stable: max + log Σ exp(x − max). The max is a constant for the gradient
