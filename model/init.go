@@ -50,10 +50,20 @@ func DeclareVariables(backend backends.Backend, ctx *context.Context, cfg Config
 }
 
 // Init declares the model's variables in ctx and initialises those without a value, reproducibly from
-// seed (the context's RNG is reset from it). Variables that already have values are kept.
+// seed (the context's RNG is reset from it, only when something needs initialising). Variables that
+// already have values (loaded from a checkpoint or HF weights) are kept.
 func Init(backend backends.Backend, ctx *context.Context, cfg Config, seed int64) error {
 	if err := DeclareVariables(backend, ctx, cfg); err != nil {
 		return fmt.Errorf("model.Init: declaring variables of %q: %w", cfg.Name, err)
+	}
+	needsInit := false
+	for v := range ctx.IterVariables() {
+		needsInit = needsInit || !v.HasValue()
+	}
+	if !needsInit {
+		// Everything was loaded (e.g. from a checkpoint): leave the RNG state as it was, so that a resumed
+		// run continues exactly.
+		return nil
 	}
 	if err := ctx.SetRNGStateFromSeed(seed); err != nil {
 		return fmt.Errorf("model.Init: seeding the RNG: %w", err)
