@@ -201,19 +201,14 @@ func heading(text string) Chart {
 	return Chart{Table: "<h2>" + html.EscapeString(text) + "</h2>\n"}
 }
 
-// Report is the standalone offline HTML report of a run: run info, data numbers and score
+// ReportBlocks are the blocks of the report, in order: run info, data numbers and score
 // histogram, loss and learning-rate curves, toxicity curves, the likelihood test, the final
-// evaluation and samples of every model. Missing files show up as notes in place of their
-// charts; only a missing run directory is an error.
-func Report(dir rundir.Dir) ([]byte, error) {
-	if st, err := os.Stat(dir.Root); err != nil {
-		return nil, fmt.Errorf("report: run directory: %w", err)
-	} else if !st.IsDir() {
-		return nil, fmt.Errorf("report: %s is not a directory", dir.Root)
-	}
+// evaluation and the latest samples of every model. Missing files show up as problems in
+// place of their blocks.
+func ReportBlocks(dir rundir.Dir) ([]Chart, error) {
 	models, err := modelsIn(dir, nil)
 	if err != nil {
-		return nil, fmt.Errorf("report: %w", err)
+		return nil, err
 	}
 	blocks := []Chart{
 		RunTable(dir),
@@ -229,6 +224,21 @@ func Report(dir rundir.Dir) ([]byte, error) {
 	}
 	for _, m := range models {
 		blocks = append(blocks, SampleTable(dir, m, -1, 5))
+	}
+	return blocks, nil
+}
+
+// Report is the standalone offline HTML report of a run (ReportBlocks on one page with the
+// ECharts library). Only a missing or unreadable run directory is an error.
+func Report(dir rundir.Dir) ([]byte, error) {
+	if st, err := os.Stat(dir.Root); err != nil {
+		return nil, fmt.Errorf("report: run directory: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("report: %s is not a directory", dir.Root)
+	}
+	blocks, err := ReportBlocks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
 	}
 	return Page("prefgpt report: "+filepath.Base(dir.Root), blocks...), nil
 }

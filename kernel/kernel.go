@@ -1,0 +1,184 @@
+// Package kernel is the notebook side of prefgpt: small display helpers for GoNB cells (charts,
+// tables, Markdown, results of the recipes, live progress) that fall back to plain text in a
+// terminal, and the run directory the notebooks share. kernel/install.sh installs Jupyter,
+// GoNB and the "Go (prefgpt)" kernel.
+//
+// Every GoNB cell is a new process: state passes through the run directory, and the first
+// cell of a notebook calls LoadCharts once so later cells can draw.
+package kernel
+
+import (
+	"fmt"
+	"html"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/janpfeifer/gonb/gonbui"
+
+	"github.com/prefgpt/prefgpt/charts"
+	"github.com/prefgpt/prefgpt/rundir"
+)
+
+// The notebook and the terminal behind variables, so tests can watch what a cell would show.
+var (
+	inNotebook            = func() bool { return gonbui.IsNotebook }
+	displayHTML           = gonbui.DisplayHTML
+	displayMD             = gonbui.DisplayMarkdown
+	updateHTML            = gonbui.UpdateHTML
+	stdout      io.Writer = os.Stdout
+	stderr      io.Writer = os.Stderr
+	exit                  = os.Exit
+)
+
+// InNotebook reports whether the program runs as a GoNB cell.
+func InNotebook() bool { return inNotebook() }
+
+// LoadCharts loads the ECharts library into the notebook page. Call it once, in the first cell
+// of a notebook (it costs ~1 MB of output); charts shown later draw with it, in the live
+// notebook and in its HTML export. Outside a notebook it does nothing.
+func LoadCharts() {
+	if !inNotebook() {
+		return
+	}
+	displayHTML(charts.Library() + fmt.Sprintf(`<p style="color:#555;font-size:90%%">ECharts %s loaded (offline copy).</p>`, charts.EChartsVersion))
+}
+
+// RunDir is the run directory the notebooks share: $PREFGPT_RUN when set, else runs/notebook
+// at the repository root (the notebook's folder is $GONB_DIR = <repo>/notebooks), else under
+// $PREFGPT_ROOT, else ./runs/notebook.
+func RunDir() string {
+	if r := os.Getenv("PREFGPT_RUN"); r != "" {
+		return r
+	}
+	if d := os.Getenv("GONB_DIR"); d != "" {
+		return filepath.Join(d, "..", "runs", "notebook")
+	}
+	if root := os.Getenv("PREFGPT_ROOT"); root != "" {
+		return filepath.Join(root, "runs", "notebook")
+	}
+	return filepath.Join("runs", "notebook")
+}
+
+// Show displays each item in the notebook, or prints it in a terminal:
+//   - charts.Chart (or []charts.Chart): the chart, table or problem, with its notes;
+//   - a value with an HTML() string method (every recipes result): its HTML;
+//   - error: a red box (stderr in a terminal);
+//   - anything else: its text (String() or %v) in a <pre>.
+func Show(items ...any) {
+	for _, it := range items {
+		switch v := it.(type) {
+		case nil:
+		case charts.Chart:
+			showChart(v)
+		case []charts.Chart:
+			for _, c := range v {
+				showChart(c)
+			}
+		case error:
+			if inNotebook() {
+				displayHTML(`<pre style="color:#a00;background:#fff0f0;padding:6px 10px">` + html.EscapeString("error: "+v.Error()) + "</pre>")
+			} else {
+				fmt.Fprintln(stderr, "error:", v)
+			}
+		case interface{ HTML() string }:
+			if inNotebook() {
+				displayHTML(v.HTML())
+			} else {
+				fmt.Fprintln(stdout, text(v))
+			}
+		default:
+			if inNotebook() {
+				displayHTML("<pre>" + html.EscapeString(text(v)) + "</pre>")
+			} else {
+				fmt.Fprintln(stdout, text(v))
+			}
+		}
+	}
+}
+
+func text(v any) string {
+	if s, ok := v.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return fmt.Sprint(v)
+}
+
+// showChart draws a chart in a notebook; in a terminal it names the chart and prints its
+// problem and notes (the drawing itself needs a browser: see the run's report.html).
+func showChart(c charts.Chart) {
+	if inNotebook() {
+		displayHTML(c.HTML())
+		return
+	}
+	switch {
+	case c.Problem != "":
+		fmt.Fprintf(stdout, "%s: %s\n", c.Title, c.Problem)
+	case c.Option != nil:
+		fmt.Fprintf(stdout, "%s: chart (drawn in a notebook or in report.html)\n", c.Title)
+	default:
+		fmt.Fprintf(stdout, "%s: table (shown in a notebook or in report.html)\n", c.Title)
+	}
+	for _, n := range c.Notes {
+		fmt.Fprintln(stdout, "  "+n)
+	}
+}
+
+// ShowRun shows every chart and table of a run directory (the body of its report).
+func ShowRun(run string) {
+	dir, err := rundir.Open(run)
+	if err != nil {
+		Show(err)
+		return
+	}
+	blocks, err := charts.ReportBlocks(dir)
+	if err != nil {
+		Show(err)
+		return
+	}
+	Show(blocks)
+}
+
+// Table displays a table (escaped) in a notebook, or aligned columns in a terminal.
+func Table(headers []string, rows [][]string) {
+	if inNotebook() {
+		displayHTML(charts.TableHTML(headers, rows))
+		return
+	}
+	w := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, strings.Join(headers, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(w, strings.Join(r, "\t"))
+	}
+	w.Flush()
+}
+
+// Markdown displays Markdown in a notebook, or prints it as is in a terminal.
+func Markdown(md string) {
+	if inNotebook() {
+		displayMD(md)
+		return
+	}
+	fmt.Fprintln(stdout, md)
+}
+
+// Check ends the cell when err is not nil: the error is printed, pending display output is
+// flushed and the process exits with status 1, so the cell fails (and so does a headless run).
+func Check(err error) {
+	if err == nil {
+		return
+	}
+	if inNotebook() {
+		gonbui.Sync()
+	}
+	fmt.Fprintln(stderr, "error:", err)
+	exit(1)
+}
+
+// Must returns v, or ends the cell like Check when err is not nil.
+func Must[T any](v T, err error) T {
+	Check(err)
+	return v
+}
