@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
@@ -231,6 +232,20 @@ func (t *Trainer) stepGraph(ctx *context.Context, inputs []*Node) []*Node {
 					paramNodes = append(paramNodes, v.ValueGraph(g))
 				}
 			}
+			// A fixed order (by name), so that the norm's sum is the same after a checkpoint reload changes
+			// the context's variable order: resumed runs stay bit-identical.
+			order := make([]int, len(params))
+			for k := range order {
+				order[k] = k
+			}
+			sort.Slice(order, func(a, b int) bool {
+				return params[order[a]].ScopeAndName() < params[order[b]].ScopeAndName()
+			})
+			sortedParams, sortedNodes := make([]*context.Variable, len(params)), make([]*Node, len(params))
+			for k, o := range order {
+				sortedParams[k], sortedNodes[k] = params[o], paramNodes[o]
+			}
+			params, paramNodes = sortedParams, sortedNodes
 			gradSum = make([]*Node, len(params))
 		}
 		// Each micro-batch's backward pass is built right after its forward, so its activations can be
