@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	tiktoken "github.com/tiktoken-go/tokenizer"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -387,4 +388,96 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestRobertaBPEMatchesGPT2 checks the BPE against an independent implementation on real text.
+// RoBERTa's byte-level BPE is GPT-2's (same merges, different ids), so a vocab.json + merges.txt
+// rebuilt from GPT-2's ranks (tiktoken-go r50k_base, token id = rank, merge i = rank 256+i) must make
+// the RoBERTa tokenizer reproduce the GPT-2 tokenizer's ids on the demo corpus.
+func TestRobertaBPEMatchesGPT2(t *testing.T) {
+	if testing.Short() {
+		t.Skip("rebuilds GPT-2's 50k merges")
+	}
+	codec, err := tiktoken.Get(tiktoken.R50kBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alphabet robertaTokenizer
+	next := rune(256)
+	for b := 0; b < 256; b++ {
+		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {
+			alphabet.byteRune[b] = rune(b)
+		} else {
+			alphabet.byteRune[b] = next
+			next++
+		}
+	}
+	symbolsOf := func(s string) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			b.WriteRune(alphabet.byteRune[s[i]])
+		}
+		return b.String()
+	}
+	// Each token of rank r ≥ 256 is the merge of the two tokens that BPE with the merges of lower rank
+	// leaves of its bytes.
+	dir := t.TempDir()
+	vocab := map[string]int{}
+	partial := &robertaTokenizer{vocab: vocab, ranks: map[[2]string]int{}, byteRune: alphabet.byteRune, cache: map[string][]int{}}
+	var merges []string
+	for id := 0; id < EOS; id++ {
+		s, err := codec.Decode([]uint{uint(id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id >= 256 {
+			parts := partial.symbolsAfterBPE(s)
+			if len(parts) != 2 {
+				t.Fatalf("token %d (%q): BPE with lower merges leaves %d parts, want 2", id, s, len(parts))
+			}
+			partial.ranks[[2]string{parts[0], parts[1]}] = len(merges)
+			merges = append(merges, parts[0]+" "+parts[1])
+		}
+		vocab[symbolsOf(s)] = id
+	}
+	for i, special := range []string{"<s>", "<pad>", "</s>", "<unk>"} {
+		vocab[special] = EOS + 10 + i
+	}
+	raw, _ := json.Marshal(vocab)
+	if err := os.WriteFile(filepath.Join(dir, "vocab.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "merges.txt"), []byte("#version: 0.2\n"+strings.Join(merges, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rob, err := loadRobertaTokenizer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rob.maxLen = 1 << 20
+	gpt2, err := NewTokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenDemo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	texts := []string{"Ünïcödé — “quotes” 🙂 naïve café 日本語", "  spaces\n\n\ttabs  ", "123,456.78 and 3.14159", "don't they'll I'm"}
+	for n := 0; n < 1500; n++ {
+		rec, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts = append(texts, rec.Texts...)
+	}
+	for _, text := range texts {
+		got := rob.encode(text)
+		got = got[1 : len(got)-1] // drop <s> and </s>
+		if want := gpt2.Encode(text); !equalInts(got, want) {
+			t.Fatalf("%q:\nRoBERTa BPE %v\nGPT-2       %v", text, got, want)
+		}
+	}
+	t.Logf("%d sentences tokenized identically", len(texts))
 }

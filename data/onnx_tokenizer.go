@@ -130,6 +130,25 @@ func (t *robertaTokenizer) encodePiece(piece string) []int {
 	if ok {
 		return ids
 	}
+	symbols := t.symbolsAfterBPE(piece)
+	ids = make([]int, len(symbols))
+	for i, s := range symbols {
+		id, ok := t.vocab[s]
+		if !ok {
+			id = t.unk // cannot happen with a byte-level vocabulary that has all 256 byte symbols
+		}
+		ids[i] = id
+	}
+	t.mu.Lock()
+	if len(t.cache) < maxRobertaCache {
+		t.cache[piece] = ids
+	}
+	t.mu.Unlock()
+	return ids
+}
+
+// symbolsAfterBPE maps the bytes of piece to symbols and applies the merges.
+func (t *robertaTokenizer) symbolsAfterBPE(piece string) []string {
 	// One symbol per byte, in the printable alphabet of the vocabulary.
 	symbols := make([]string, 0, len(piece))
 	for i := 0; i < len(piece); i++ {
@@ -159,18 +178,5 @@ func (t *robertaTokenizer) encodePiece(piece string) []int {
 		}
 		symbols = merged
 	}
-	ids = make([]int, len(symbols))
-	for i, s := range symbols {
-		id, ok := t.vocab[s]
-		if !ok {
-			id = t.unk // cannot happen with a byte-level vocabulary that has all 256 byte symbols
-		}
-		ids[i] = id
-	}
-	t.mu.Lock()
-	if len(t.cache) < maxRobertaCache {
-		t.cache[piece] = ids
-	}
-	t.mu.Unlock()
-	return ids
+	return symbols
 }
