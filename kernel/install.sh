@@ -106,7 +106,7 @@ KERNEL_PATH="$GOBIN:$GOROOT_BIN:/usr/local/bin:/usr/bin:/bin"
 cat >"$KERNEL_DIR/kernel.json.tmp" <<EOF
 {
   "argv": [$(json_str "$GOBIN/gonb"), "--kernel", "{connection_file}", "--raw_error",
-           "--logtostderr=false", "--stderrthreshold=ERROR", $(json_str "--log_dir=$KERNEL_DIR/logs")],
+           "--logtostderr=false", "--stderrthreshold=FATAL", $(json_str "--log_dir=$KERNEL_DIR/logs")],
   "display_name": "Go (prefgpt)",
   "language": "go",
   "interrupt_mode": "message",

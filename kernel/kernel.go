@@ -46,20 +46,42 @@ func LoadCharts() {
 	displayHTML(charts.Library() + fmt.Sprintf(`<p style="color:#555;font-size:90%%">ECharts %s loaded (offline copy).</p>`, charts.EChartsVersion))
 }
 
-// RunDir is the run directory the notebooks share: $PREFGPT_RUN when set, else runs/notebook
-// at the repository root (the notebook's folder is $GONB_DIR = <repo>/notebooks), else under
-// $PREFGPT_ROOT, else ./runs/notebook.
-func RunDir() string {
-	if r := os.Getenv("PREFGPT_RUN"); r != "" {
+// RunsRoot is the folder that holds the notebooks' run directories: $PREFGPT_RUNS when set
+// (CI points it at a temporary folder), else runs/ at the repository root (a notebook's folder
+// is $GONB_DIR = <repo>/notebooks), else $PREFGPT_ROOT/runs, else ./runs.
+func RunsRoot() string {
+	if r := os.Getenv("PREFGPT_RUNS"); r != "" {
 		return r
 	}
 	if d := os.Getenv("GONB_DIR"); d != "" {
-		return filepath.Join(d, "..", "runs", "notebook")
+		return filepath.Join(d, "..", "runs")
 	}
 	if root := os.Getenv("PREFGPT_ROOT"); root != "" {
-		return filepath.Join(root, "runs", "notebook")
+		return filepath.Join(root, "runs")
 	}
-	return filepath.Join("runs", "notebook")
+	return "runs"
+}
+
+// RunDir is the run directory called name under RunsRoot ("" = "notebook", the one the stage
+// notebooks 01–06 share; the quickstart uses its own).
+func RunDir(name string) string {
+	if name == "" {
+		name = "notebook"
+	}
+	return filepath.Join(RunsRoot(), name)
+}
+
+// Dir opens an existing run directory for the charts, ending the cell with a message that says
+// which stage to run when it does not exist.
+func Dir(run string) rundir.Dir {
+	return Must(rundir.Open(run))
+}
+
+// Smoke reports whether notebooks should use the recipes' smoke settings (PREFGPT_SMOKE=1, set
+// by scripts/notebooks.sh): every stage runs, on a budget too small to show the effect.
+func Smoke() bool {
+	v := strings.ToLower(os.Getenv("PREFGPT_SMOKE"))
+	return v != "" && v != "0" && v != "false"
 }
 
 // Show displays each item in the notebook, or prints it in a terminal:

@@ -120,21 +120,39 @@ func TestCheckExitsOnError(t *testing.T) {
 	}
 }
 
-func TestRunDir(t *testing.T) {
-	t.Setenv("PREFGPT_RUN", "")
+func TestRunDirAndSmoke(t *testing.T) {
+	t.Setenv("PREFGPT_RUNS", "")
 	t.Setenv("GONB_DIR", "/repo/notebooks")
-	if got := RunDir(); got != "/repo/runs/notebook" {
+	if got := RunDir(""); got != "/repo/runs/notebook" {
 		t.Errorf("from GONB_DIR: %q", got)
 	}
-	t.Setenv("PREFGPT_RUN", "/tmp/x")
-	if got := RunDir(); got != "/tmp/x" {
-		t.Errorf("PREFGPT_RUN wins: %q", got)
+	t.Setenv("PREFGPT_RUNS", "/tmp/x")
+	if got := RunDir("quickstart"); got != "/tmp/x/quickstart" {
+		t.Errorf("PREFGPT_RUNS wins: %q", got)
 	}
-	t.Setenv("PREFGPT_RUN", "")
+	t.Setenv("PREFGPT_RUNS", "")
 	t.Setenv("GONB_DIR", "")
 	t.Setenv("PREFGPT_ROOT", "/r")
-	if got := RunDir(); got != "/r/runs/notebook" {
+	if got := RunDir(""); got != "/r/runs/notebook" {
 		t.Errorf("from PREFGPT_ROOT: %q", got)
+	}
+	for v, want := range map[string]bool{"": false, "0": false, "false": false, "1": true, "yes": true} {
+		t.Setenv("PREFGPT_SMOKE", v)
+		if Smoke() != want {
+			t.Errorf("PREFGPT_SMOKE=%q: Smoke() = %v", v, !want)
+		}
+	}
+}
+
+func TestDirEndsTheCellWhenMissing(t *testing.T) {
+	f := useFake(t, false)
+	dir := Dir(t.TempDir())
+	if f.exited != -1 || dir.Root == "" {
+		t.Fatalf("existing run: exit %d", f.exited)
+	}
+	Dir(filepath.Join(t.TempDir(), "nope"))
+	if f.exited != 1 || !strings.Contains(f.errOut.String(), "does not exist") {
+		t.Errorf("missing run: exit %d, %q", f.exited, f.errOut.String())
 	}
 }
 
