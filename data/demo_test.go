@@ -137,3 +137,26 @@ func TestDemoCorpusDocumentsKeepWhitespace(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkOpenDemo reads the whole embedded corpus (gunzip + JSON + validation).
+func BenchmarkOpenDemo(b *testing.B) {
+	sentences := 0
+	for i := 0; i < b.N; i++ {
+		r, err := OpenDemo()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			rec, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			sentences += len(rec.Texts)
+		}
+		r.Close()
+	}
+	b.ReportMetric(float64(sentences)/b.Elapsed().Seconds(), "sentences/s")
+}

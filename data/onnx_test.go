@@ -198,7 +198,7 @@ func (m tinyModel) reference(ids []int) []float64 {
 
 // writeTinyTokenizer writes vocab.json (specials, the 256 byte symbols, a few merged tokens) and
 // merges.txt, and returns the vocabulary.
-func writeTinyTokenizer(t *testing.T, dir string, config string) map[string]int {
+func writeTinyTokenizer(t testing.TB, dir string, config string) map[string]int {
 	t.Helper()
 	vocab := map[string]int{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
 	tok := &robertaTokenizer{}
@@ -289,7 +289,7 @@ func TestRobertaTokenizerBadFiles(t *testing.T) {
 }
 
 // newTinyONNXScorer writes the tiny model and tokenizer to a temp dir and loads them.
-func newTinyONNXScorer(t *testing.T) (*ONNXScorer, tinyModel, *robertaTokenizer) {
+func newTinyONNXScorer(t testing.TB) (*ONNXScorer, tinyModel, *robertaTokenizer) {
 	t.Helper()
 	dir := t.TempDir()
 	vocab := writeTinyTokenizer(t, dir, "")
@@ -480,4 +480,22 @@ func TestRobertaBPEMatchesGPT2(t *testing.T) {
 		}
 	}
 	t.Logf("%d sentences tokenized identically", len(texts))
+}
+
+// BenchmarkONNXScorerTiny measures the scorer's own cost (tokenizing, batching, running a compiled graph)
+// on the tiny model; the real Detoxify model's cost is dominated by RoBERTa's matmuls.
+func BenchmarkONNXScorerTiny(b *testing.B) {
+	s, _, _ := newTinyONNXScorer(b)
+	texts := []string{"hello world", "hello, world! hello again, world.", "yellow fellow said hello", "a"}
+	texts = append(texts, texts...)
+	if _, err := s.Score(texts); err != nil { // compile outside the timing
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Score(texts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(texts))/b.Elapsed().Seconds(), "texts/s")
 }
