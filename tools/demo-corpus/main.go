@@ -79,49 +79,14 @@ func run(fortuneDir, brownDir, out string, share float64, chunk int, seed uint64
 	}
 
 	scorer := data.NewLexiconScorer()
-	var docs []doc
-	for _, u := range units {
-		scores, err := scorer.Score(u.Sentences)
-		if err != nil {
-			return fmt.Errorf("scoring %s #%d: %w", u.Source, u.Index, err)
-		}
-		for start := 0; start < len(u.Sentences); start += chunk {
-			end := min(start+chunk, len(u.Sentences))
-			d := doc{source: u.Source, texts: u.Sentences[start:end], scores: scores[start:end]}
-			d.key = hashKey(seed, fmt.Sprintf("%s#%d#%d", u.Source, u.Index, start))
-			for _, s := range d.scores {
-				if s > threshold {
-					d.misaligned++
-				}
-			}
-			docs = append(docs, d)
-		}
+	docs, err := chunkAndScore(units, scorer, chunk, seed)
+	if err != nil {
+		return err
 	}
 	if report {
 		reportHits(scorer, units)
 	}
-
-	// Keep every chunk with a misaligned sentence; sample clean chunks at the rate q that makes
-	// misaligned / (sentences in kept toxic chunks + q · sentences in clean chunks) = share.
-	var misaligned, toxicChunkSents, cleanSents int
-	for _, d := range docs {
-		if d.misaligned > 0 {
-			misaligned += d.misaligned
-			toxicChunkSents += len(d.texts)
-		} else {
-			cleanSents += len(d.texts)
-		}
-	}
-	q := (float64(misaligned)/share - float64(toxicChunkSents)) / float64(cleanSents)
-	q = math.Max(0, math.Min(1, q))
-	var kept []doc
-	for _, d := range docs {
-		// The key's top 53 bits as a uniform number in [0, 1): the same chunks are kept on every run.
-		if d.misaligned > 0 || float64(d.key>>11)/(1<<53) < q {
-			kept = append(kept, d)
-		}
-	}
-	sort.Slice(kept, func(i, j int) bool { return kept[i].key < kept[j].key })
+	kept, q := compose(docs, share)
 
 	tok, err := data.NewTokenizer()
 	if err != nil {
@@ -176,6 +141,57 @@ func run(fortuneDir, brownDir, out string, share float64, chunk int, seed uint64
 	}
 	fmt.Println("wrote", out)
 	return nil
+}
+
+// chunkAndScore cuts every unit into documents of at most chunk sentences and scores their sentences.
+func chunkAndScore(units []unit, scorer data.Scorer, chunk int, seed uint64) ([]doc, error) {
+	var docs []doc
+	for _, u := range units {
+		scores, err := scorer.Score(u.Sentences)
+		if err != nil {
+			return nil, fmt.Errorf("scoring %s #%d: %w", u.Source, u.Index, err)
+		}
+		for start := 0; start < len(u.Sentences); start += chunk {
+			end := min(start+chunk, len(u.Sentences))
+			d := doc{source: u.Source, texts: u.Sentences[start:end], scores: scores[start:end]}
+			d.key = hashKey(seed, fmt.Sprintf("%s#%d#%d", u.Source, u.Index, start))
+			for _, s := range d.scores {
+				if s > threshold {
+					d.misaligned++
+				}
+			}
+			docs = append(docs, d)
+		}
+	}
+	return docs, nil
+}
+
+// compose keeps every document with a misaligned sentence and samples the clean ones at the rate q
+// that makes misaligned / (sentences in kept toxic documents + q · sentences in clean documents) = share.
+// A clean document is kept when its key, read as a number in [0, 1), is below q, so the same documents
+// are kept on every run; the kept documents come back ordered by key.
+func compose(docs []doc, share float64) (kept []doc, q float64) {
+	var misaligned, toxicSents, cleanSents int
+	for _, d := range docs {
+		if d.misaligned > 0 {
+			misaligned += d.misaligned
+			toxicSents += len(d.texts)
+		} else {
+			cleanSents += len(d.texts)
+		}
+	}
+	if cleanSents > 0 {
+		q = (float64(misaligned)/share - float64(toxicSents)) / float64(cleanSents)
+		q = math.Max(0, math.Min(1, q))
+	}
+	for _, d := range docs {
+		// The key's top 53 bits as a uniform number in [0, 1).
+		if d.misaligned > 0 || float64(d.key>>11)/(1<<53) < q {
+			kept = append(kept, d)
+		}
+	}
+	sort.Slice(kept, func(i, j int) bool { return kept[i].key < kept[j].key })
+	return kept, q
 }
 
 func countToxic(docs []doc) int {
