@@ -34,6 +34,9 @@ type Chart struct {
 	Title  string          // heading shown above the block
 	Option json.RawMessage // ECharts option; nil for tables and for charts that could not be drawn
 	Table  string          // already-escaped HTML for table blocks
+	// Headers and Rows are a table block's cells, for text front-ends (a terminal, jupyter console).
+	Headers []string
+	Rows    [][]string
 	// Problem explains why nothing could be drawn; Notes are remarks drawn under the block
 	// (a model without data, values clamped for a log axis...).
 	Problem string

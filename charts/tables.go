@@ -40,7 +40,7 @@ func TableHTML(headers []string, rows [][]string) string {
 
 // Table is a titled table block.
 func Table(title string, headers []string, rows [][]string) Chart {
-	return Chart{ID: newID(), Title: title, Table: TableHTML(headers, rows)}
+	return Chart{ID: newID(), Title: title, Table: TableHTML(headers, rows), Headers: headers, Rows: rows}
 }
 
 func num(v float64) string   { return strconv.FormatFloat(v, 'g', 4, 64) }

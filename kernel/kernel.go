@@ -13,25 +13,37 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/janpfeifer/gonb/gonbui"
+	"github.com/janpfeifer/gonb/gonbui/protocol"
 
 	"github.com/prefgpt/prefgpt/charts"
 	"github.com/prefgpt/prefgpt/rundir"
 )
 
 // The notebook and the terminal behind variables, so tests can watch what a cell would show.
+// A notebook output carries HTML and a plain-text twin: front-ends that cannot show HTML
+// (jupyter console) print the text instead.
 var (
-	inNotebook            = func() bool { return gonbui.IsNotebook }
-	displayHTML           = gonbui.DisplayHTML
-	displayMD             = gonbui.DisplayMarkdown
-	updateHTML            = gonbui.UpdateHTML
-	stdout      io.Writer = os.Stdout
-	stderr      io.Writer = os.Stderr
-	exit                  = os.Exit
+	inNotebook           = func() bool { return gonbui.IsNotebook }
+	display              = func(html, text string) { send("", html, text) }
+	update               = func(id, html, text string) { send(id, html, text) }
+	displayMD            = gonbui.DisplayMarkdown
+	stdout     io.Writer = os.Stdout
+	stderr     io.Writer = os.Stderr
+	exit                 = os.Exit
 )
+
+// send is one display_data (or update_display_data when id is set) with both representations.
+func send(id, html, text string) {
+	gonbui.SendData(&protocol.DisplayData{
+		Data:      map[protocol.MIMEType]any{protocol.MIMETextHTML: html, protocol.MIMETextPlain: text},
+		DisplayID: id,
+	})
+}
 
 // InNotebook reports whether the program runs as a GoNB cell.
 func InNotebook() bool { return inNotebook() }
@@ -43,7 +55,8 @@ func LoadCharts() {
 	if !inNotebook() {
 		return
 	}
-	displayHTML(charts.Library() + fmt.Sprintf(`<p style="color:#555;font-size:90%%">ECharts %s loaded (offline copy).</p>`, charts.EChartsVersion))
+	note := fmt.Sprintf("ECharts %s loaded (offline copy).", charts.EChartsVersion)
+	display(charts.Library()+`<p style="color:#555;font-size:90%">`+note+"</p>", note)
 }
 
 // RunsRoot is the folder that holds the notebooks' run directories: $PREFGPT_RUNS when set
@@ -94,31 +107,34 @@ func Show(items ...any) {
 		switch v := it.(type) {
 		case nil:
 		case charts.Chart:
-			showChart(v)
+			show(v.HTML(), chartText(v))
 		case []charts.Chart:
 			for _, c := range v {
-				showChart(c)
+				show(c.HTML(), chartText(c))
 			}
 		case error:
+			msg := "error: " + v.Error()
 			if inNotebook() {
-				displayHTML(`<pre style="color:#a00;background:#fff0f0;padding:6px 10px">` + html.EscapeString("error: "+v.Error()) + "</pre>")
+				display(`<pre style="color:#a00;background:#fff0f0;padding:6px 10px">`+html.EscapeString(msg)+"</pre>", msg)
 			} else {
-				fmt.Fprintln(stderr, "error:", v)
+				fmt.Fprintln(stderr, msg)
 			}
 		case interface{ HTML() string }:
-			if inNotebook() {
-				displayHTML(v.HTML())
-			} else {
-				fmt.Fprintln(stdout, text(v))
-			}
+			show(v.HTML(), text(v))
 		default:
-			if inNotebook() {
-				displayHTML("<pre>" + html.EscapeString(text(v)) + "</pre>")
-			} else {
-				fmt.Fprintln(stdout, text(v))
-			}
+			t := text(v)
+			show("<pre>"+html.EscapeString(t)+"</pre>", t)
 		}
 	}
+}
+
+// show displays HTML (with its text twin) in a notebook and prints the text elsewhere.
+func show(htmlText, plain string) {
+	if inNotebook() {
+		display(htmlText, plain)
+		return
+	}
+	fmt.Fprintln(stdout, plain)
 }
 
 func text(v any) string {
@@ -128,25 +144,30 @@ func text(v any) string {
 	return fmt.Sprint(v)
 }
 
-// showChart draws a chart in a notebook; in a terminal it names the chart and prints its
-// problem and notes (the drawing itself needs a browser: see the run's report.html).
-func showChart(c charts.Chart) {
-	if inNotebook() {
-		displayHTML(c.HTML())
-		return
-	}
+// chartText is a chart's plain-text form: its title and problem or kind, then its notes (the
+// drawing itself needs a browser: a notebook or the run's report.html).
+func chartText(c charts.Chart) string {
+	var b strings.Builder
 	switch {
 	case c.Problem != "":
-		fmt.Fprintf(stdout, "%s: %s\n", c.Title, c.Problem)
+		fmt.Fprintf(&b, "%s: %s", c.Title, c.Problem)
 	case c.Option != nil:
-		fmt.Fprintf(stdout, "%s: chart (drawn in a notebook or in report.html)\n", c.Title)
-	default:
-		fmt.Fprintf(stdout, "%s: table (shown in a notebook or in report.html)\n", c.Title)
+		fmt.Fprintf(&b, "%s: chart (drawn in a notebook or in report.html)", c.Title)
+	case c.Headers != nil:
+		fmt.Fprintf(&b, "%s\n%s", c.Title, tableText(c.Headers, c.Rows))
+	default: // a section heading
+		b.WriteString(strings.TrimSpace(stripTags(c.Table)))
 	}
 	for _, n := range c.Notes {
-		fmt.Fprintln(stdout, "  "+n)
+		b.WriteString("\n  " + n)
 	}
+	return b.String()
 }
+
+var tags = regexp.MustCompile(`<[^>]*>`)
+
+// stripTags turns a small HTML fragment (a section heading) into text.
+func stripTags(s string) string { return html.UnescapeString(tags.ReplaceAllString(s, "")) }
 
 // ShowRun shows every chart and table of a run directory (the body of its report).
 func ShowRun(run string) {
@@ -165,16 +186,19 @@ func ShowRun(run string) {
 
 // Table displays a table (escaped) in a notebook, or aligned columns in a terminal.
 func Table(headers []string, rows [][]string) {
-	if inNotebook() {
-		displayHTML(charts.TableHTML(headers, rows))
-		return
-	}
-	w := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	show(charts.TableHTML(headers, rows), tableText(headers, rows))
+}
+
+// tableText aligns a table's columns for a terminal.
+func tableText(headers []string, rows [][]string) string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, strings.Join(headers, "\t"))
 	for _, r := range rows {
 		fmt.Fprintln(w, strings.Join(r, "\t"))
 	}
 	w.Flush()
+	return strings.TrimRight(b.String(), "\n")
 }
 
 // Markdown displays Markdown in a notebook, or prints it as is in a terminal.

@@ -16,6 +16,7 @@ import (
 // fakeNotebook records what cells would display.
 type fakeNotebook struct {
 	html    []string
+	text    []string // the plain-text twin of each html output
 	md      []string
 	updates map[string][]string
 	out     bytes.Buffer
@@ -26,16 +27,16 @@ type fakeNotebook struct {
 func useFake(t *testing.T, notebook bool) *fakeNotebook {
 	t.Helper()
 	f := &fakeNotebook{updates: map[string][]string{}, exited: -1}
-	savedIn, savedHTML, savedMD, savedUpdate := inNotebook, displayHTML, displayMD, updateHTML
+	savedIn, savedDisplay, savedMD, savedUpdate := inNotebook, display, displayMD, update
 	savedOut, savedErr, savedExit := stdout, stderr, exit
 	inNotebook = func() bool { return notebook }
-	displayHTML = func(s string) { f.html = append(f.html, s) }
+	display = func(h, t string) { f.html, f.text = append(f.html, h), append(f.text, t) }
 	displayMD = func(s string) { f.md = append(f.md, s) }
-	updateHTML = func(id, s string) { f.updates[id] = append(f.updates[id], s) }
+	update = func(id, h, _ string) { f.updates[id] = append(f.updates[id], h) }
 	stdout, stderr = &f.out, &f.errOut
 	exit = func(code int) { f.exited = code }
 	t.Cleanup(func() {
-		inNotebook, displayHTML, displayMD, updateHTML = savedIn, savedHTML, savedMD, savedUpdate
+		inNotebook, display, displayMD, update = savedIn, savedDisplay, savedMD, savedUpdate
 		stdout, stderr, exit = savedOut, savedErr, savedExit
 	})
 	return f
@@ -61,6 +62,11 @@ func TestShowInNotebook(t *testing.T) {
 	if !strings.Contains(got[0], "&lt;x&gt;") || !strings.Contains(got[1], "<b>result 3</b>") ||
 		!strings.Contains(got[2], "error: bad &lt;thing&gt;") || got[3] != "<pre>42</pre>" {
 		t.Errorf("outputs:\n%s", strings.Join(got, "\n"))
+	}
+	// Front-ends without HTML (jupyter console) print the text twin.
+	wantText := []string{"T\na\n<x>", "result 3 <ok>", "error: bad <thing>", "42"}
+	if strings.Join(f.text[1:], "|") != strings.Join(wantText, "|") {
+		t.Errorf("text twins %q, want %q", f.text[1:], wantText)
 	}
 	Markdown("# hi")
 	if len(f.md) != 1 || f.md[0] != "# hi" {

@@ -67,7 +67,7 @@ func (l *liveLine) Write(p []byte) (int, error) {
 	}
 	if latest != "" && latest != l.shown {
 		l.shown = latest
-		updateHTML(l.id, `<pre style="margin:0">`+html.EscapeString(latest)+"</pre>")
+		update(l.id, `<pre style="margin:0">`+html.EscapeString(latest)+"</pre>", latest)
 	}
 	return len(p), nil
 }
