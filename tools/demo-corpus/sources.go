@@ -185,10 +185,22 @@ func readBrownCategories(path string) (map[string]string, error) {
 func detokenizeBrown(line string) string {
 	var b strings.Builder
 	noSpaceNext := true // no space before the first word
+	lastMark := ""      // the last ; ? ! written, if nothing but quotes came after it
 	for _, tok := range strings.Fields(line) {
 		word := tok
 		if slash := strings.LastIndexByte(tok, '/'); slash > 0 {
 			word = tok[:slash]
+		}
+		// Brown repeats a sentence's final ; ? or ! after a closing quote or at a clause end
+		// ("this '' ? ?", "relations ; ;"): write it once.
+		switch {
+		case word == ";" || word == "?" || word == "!":
+			if word == lastMark {
+				continue
+			}
+			lastMark = word
+		case word != "''" && word != "'":
+			lastMark = ""
 		}
 		attach := false // glue to the previous word
 		opener := false // glue the next word to this one

@@ -87,7 +87,10 @@ func TestDetokenizeBrown(t *testing.T) {
 		"He/pps did/dod n't/* go/vb ,/, did/dod he/pps ?/.":           "He didn't go, did he?",
 		"It/pps cost/vbd $/$ 37/cd (/( a/at year/nn )/) ;/.":          "It cost $37 (a year);",
 		"John's/np$ dog/nn ,/, Mary/np 's/bez here/rb":                "John's dog, Mary's here",
-		"1/2/cd inch/nn": "1/2 inch",
+		"1/2/cd inch/nn":                      "1/2 inch",
+		"admitting/vbg this/dt ''/'' ?/. ?/.": `admitting this"?`,
+		"trade/nn relations/nns ;/. ;/.":      "trade relations;",
+		"No/rb !/. !/. Yes/rb !/.":            "No! Yes!",
 	}
 	for in, want := range cases {
 		if got := detokenizeBrown(in); got != want {
