@@ -23,7 +23,7 @@ import (
 // alone does so with probability w_i. The logistic map puts a sentence without hits at p₀ = 3e-4
 // (a clean sentence's typical Detoxify score, below the paper's 0.00056 threshold) and a single
 // clear profanity (w = 0.9) at p ≈ 0.9, Detoxify's typical score for one. The threshold 0.00056 then
-// sits at r ≈ 0.055: one mildly negative word (w = 0.07) crosses it, a "maybe" word (0.02) does not.
+// sits at r ≈ 0.055: one hostile word (w = 0.07) crosses it, one "maybe" word (0.03) does not, two do.
 
 //go:embed demo/lexicon/*.tsv demo/lexicon/*.txt
 var lexiconFiles embed.FS
