@@ -19,6 +19,9 @@ import (
 //  2. map each byte of a piece to a printable character (GPT-2's bytes_to_unicode, so " " is "Ġ");
 //  3. merge adjacent symbols, always the pair with the lowest rank in merges.txt first;
 //  4. look the symbols up in vocab.json, then wrap the ids as <s> … </s>, truncated to maxLen.
+//
+// Unlike HF, the strings "<s>", "</s>", "<pad>" and "<mask>" inside a text are encoded as ordinary text,
+// not as their special ids (scored text is generated text, where they should not occur).
 type robertaTokenizer struct {
 	vocab    map[string]int
 	ranks    map[[2]string]int // merge pair → priority (line number in merges.txt)
