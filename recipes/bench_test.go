@@ -1,0 +1,107 @@
+package recipes
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/prefgpt/prefgpt/model"
+	"github.com/prefgpt/prefgpt/train"
+)
+
+// demoBenchVocab is about the size of the demo's restricted output vocabulary (vocab.json with
+// VocabMinCount 3 on the embedded corpus).
+const demoBenchVocab = 12000
+
+func demoBenchConfig(b *testing.B) model.Config {
+	cfg, err := model.Preset("tiny")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.VocabSize = demoBenchVocab
+	return cfg
+}
+
+// BenchmarkDemoTrainStep is one optimizer step of the demo setting (DemoTrainOptions: tiny preset,
+// 16 sequences of 128 tokens, AdamW, clipping) on random tokens.
+func BenchmarkDemoTrainStep(b *testing.B) {
+	cfg := demoBenchConfig(b)
+	backend, err := model.NewBackend("go")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer backend.Finalize()
+	opt := DemoTrainOptions("").Opt
+	opt.Steps = 1000
+	ctx := mlctx.New()
+	trainer, err := train.NewTrainer(backend, ctx, cfg, opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	micro := make([][][]int32, opt.Accum)
+	for a := range micro {
+		micro[a] = make([][]int32, opt.MicroBatch)
+		for m := range micro[a] {
+			micro[a][m] = make([]int32, cfg.ContextLen)
+			for i := range micro[a][m] {
+				micro[a][m][i] = int32(rng.IntN(cfg.VocabSize))
+			}
+		}
+	}
+	if _, err := trainer.Step(micro); err != nil { // compile outside the timing
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := trainer.Step(micro); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tokens := float64(opt.MicroBatch*opt.Accum*cfg.ContextLen) * float64(b.N)
+	b.ReportMetric(tokens/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// BenchmarkSampling generates a batch of 128 samples of up to 128 tokens from the demo model (random
+// weights: samples run to the max length, the worst case) with the paper's sampling setting.
+func BenchmarkSampling(b *testing.B) {
+	cfg := demoBenchConfig(b)
+	backend, err := model.NewBackend("go")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer backend.Finalize()
+	ctx := mlctx.New()
+	if err := model.Init(backend, ctx, cfg, 42); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 128
+	gen, err := model.NewGenerator(backend, ctx, cfg, batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := PaperSampling()
+	s.EOS, s.BannedIDs = 0, []int{1, 2} // rows of EOS and the control tokens in this synthetic vocabulary
+	prompts := make([][]int, batch)
+	for i := range prompts {
+		prompts[i] = []int{0, 1}
+	}
+	if _, err := gen.Generate(prompts, s); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	generated := 0
+	for b.Loop() {
+		s.Seed++
+		out, err := gen.Generate(prompts, s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, o := range out {
+			generated += len(o)
+		}
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "samples/s")
+	b.ReportMetric(float64(generated)/b.Elapsed().Seconds(), "tokens/s")
+}
