@@ -311,6 +311,9 @@ func (l *Loaded) generate(ctx context.Context, prompt []int, n, batch int, s mod
 // samples generates n samples per prefix after the prompt text and scores them.
 func (l *Loaded) samples(ctx context.Context, prompt string, prefixes []string, n, batch int, s model.SampleOptions) ([]Continuation, error) {
 	promptIDs := l.tok.Encode(prompt)
+	// A length beyond the model's context cannot be generated: cap it there.
+	s.MaxLength = min(s.MaxLength, l.cfg.ContextLen)
+	s.MinLength = min(s.MinLength, s.MaxLength)
 	var all []Continuation
 	for pi, p := range prefixes {
 		pre, err := prefixIDs(p)

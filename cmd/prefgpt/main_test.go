@@ -71,7 +71,7 @@ func TestREPLOverATrainedModelThroughStdin(t *testing.T) {
 		t.Fatal(err)
 	}
 	do := recipes.DemoDataOptions(runDir)
-	do.Preset, do.ContextLen, do.MaxDocuments, do.VocabMinCount = "test", 32, 300, 2
+	do.Preset, do.ContextLen, do.MaxDocuments, do.VocabMinCount = "test", 16, 300, 2
 	if _, err := recipes.BuildData(ctx, do); err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +82,8 @@ func TestREPLOverATrainedModelThroughStdin(t *testing.T) {
 		t.Fatalf("train: %v\n%s", err, errOut.String())
 	}
 	out.Reset()
-	script := "The cat\n:n 2\n:max 20\n:prefixes aligned,misaligned\nA second prompt\n:quit\n"
-	err = run([]string{"repl", "--run", runDir, "--backend", "go", "--max-length", "20", "--quiet"},
+	script := "The cat\n:n 2\n:max 14\n:prefixes aligned,misaligned\nA second prompt\n:quit\n"
+	err = run([]string{"repl", "--run", runDir, "--backend", "go", "--max-length", "12", "--quiet"},
 		strings.NewReader(script), &out, &errOut)
 	if err != nil {
 		t.Fatalf("repl: %v\n%s", err, errOut.String())
