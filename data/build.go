@@ -39,13 +39,13 @@ type BuildOptions struct {
 	MaxDocuments      int      // stop after this many documents read (0 = all)
 
 	// ShardBlocks is the number of blocks per shard, which is also the shuffle window: blocks
-	// are shuffled within each shard, so memory stays bounded by one shard (0 = DefaultShardBytes
-	// worth of blocks).
+	// are shuffled within each shard, so memory stays bounded by one shard (0 = DefaultShardBlocks).
 	ShardBlocks int
 }
 
-// DefaultShardBytes is the size of one shard (and of the in-memory shuffle buffer) by default.
-const DefaultShardBytes = 64 << 20
+// DefaultShardBlocks is the number of blocks in one shard, i.e. in the in-memory shuffle buffer:
+// PHF's shuffle buffer of 20 000 blocks (40 MB of uint16 at 1024 tokens per block).
+const DefaultShardBlocks = 20000
 
 // DefaultBuildOptions returns the paper's settings for the conditional objective on the demo corpus.
 func DefaultBuildOptions() BuildOptions {
@@ -163,7 +163,7 @@ func newBuilder(opts BuildOptions, tok *Tokenizer) (*builder, error) {
 	}
 	shardBlocks := opts.ShardBlocks
 	if shardBlocks == 0 {
-		shardBlocks = max(1, DefaultShardBytes/(2*opts.ContextLen))
+		shardBlocks = DefaultShardBlocks
 	}
 	source := opts.Inputs
 	if len(source) == 0 {
@@ -381,10 +381,18 @@ func newPacker(dir string, contextLen, shardBlocks int, seed int64) *packer {
 }
 
 func (p *packer) push(ids []int) error {
+	full := p.shardBlocks * p.contextLen
+	if need := len(p.buf) + len(ids); need > cap(p.buf) {
+		// Grow by doubling but not past one shard (plus a block): append's own growth could
+		// overshoot a 40 MB shard buffer to twice that.
+		grown := make([]uint16, len(p.buf), max(need, min(2*cap(p.buf), full+p.contextLen)))
+		copy(grown, p.buf)
+		p.buf = grown
+	}
 	for _, id := range ids {
 		p.buf = append(p.buf, uint16(id))
 	}
-	for full := p.shardBlocks * p.contextLen; len(p.buf) >= full; {
+	for len(p.buf) >= full {
 		if err := p.writeShard(p.shardBlocks); err != nil {
 			return err
 		}
