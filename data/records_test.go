@@ -401,3 +401,19 @@ func FuzzParquetReader(f *testing.F) {
 		}
 	})
 }
+
+func TestDetoxifyPileRepos(t *testing.T) {
+	repos := DetoxifyPileRepos()
+	if len(repos) != 39 || repos[0] != "tomekkorbak/detoxify-pile-chunk3-0-50000" ||
+		repos[38] != "tomekkorbak/detoxify-pile-chunk3-1900000-1950000" {
+		t.Fatalf("repos: %d, first %q, last %q", len(repos), repos[0], repos[len(repos)-1])
+	}
+	for _, name := range []string{"data/train-00000-of-00002.parquet", "x.jsonl", "x.JSONL.GZ"} {
+		if !isRecordFile(name) {
+			t.Errorf("%s not recognised", name)
+		}
+	}
+	if isRecordFile("README.md") || isRecordFile(".gitattributes") {
+		t.Error("non-data file recognised")
+	}
+}
