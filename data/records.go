@@ -232,6 +232,9 @@ func (r *jsonlReader) Next() (Record, error) {
 			}
 			return Record{}, &RecordError{Source: r.name, Unit: "line", Pos: r.line, Err: err}
 		}
+		if r.line == 1 {
+			line = bytes.TrimPrefix(line, []byte("\uFEFF")) // a UTF-8 byte-order mark some editors write
+		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}

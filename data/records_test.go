@@ -417,3 +417,16 @@ func TestDetoxifyPileRepos(t *testing.T) {
 		t.Error("non-data file recognised")
 	}
 }
+
+func TestJSONLByteOrderMark(t *testing.T) {
+	lines := recordLines(t, testRecords()[:2])
+	r := NewJSONLReader(strings.NewReader("\uFEFF"+lines[0]+"\r\n"+lines[1]), "bom.jsonl", ReadOptions{})
+	for i := range 2 {
+		if _, err := r.Next(); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("after the last record: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package data
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -192,4 +193,29 @@ func BenchmarkEncode(b *testing.B) {
 		buf = tok.AppendEncode(buf[:0], text)
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// The tokenizer is shared (NewTokenizer returns one instance): concurrent use must agree with
+// sequential use (run with -race to check the piece cache's locking).
+func TestTokenizerConcurrent(t *testing.T) {
+	tok := mustTokenizer(t)
+	cases := gpt2Fixtures(t)
+	done := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for k := range 200 {
+				c := cases[(g*31+k)%len(cases)]
+				if got := tok.Encode(c.Text + " extra" + string(rune('a'+g))); len(got) < len(c.IDs) {
+					done <- fmt.Errorf("Encode(%q) lost tokens", c.Text)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
 }
