@@ -2,12 +2,14 @@ package data
 
 import (
 	"bufio"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -82,61 +84,71 @@ func BenchmarkPrefixPack(b *testing.B) { benchPrefixPack(b, false) }
 // BenchmarkPrefixPackColdCache: the same with an empty piece cache each time (~750k tokens).
 func BenchmarkPrefixPackColdCache(b *testing.B) { benchPrefixPack(b, true) }
 
-// BenchmarkBuildStreaming builds conditional data from a generated ≥100 MB JSONL file (demo
-// sentences recombined into new documents) and reports throughput and memory: peak RSS of the
-// process (VmHWM) and the peak Go heap in use, sampled while it runs. Run it on its own:
+// BenchmarkBuildStreaming builds conditional data from a generated ≥100 MB input (demo
+// sentences recombined into new documents) in each format, and reports throughput and memory:
+// the process's peak RSS during the build (VmHWM, reset after generating the input) and the
+// peak Go heap in use, sampled every 50 ms. Run it on its own:
 //
 //	go test ./data -run '^$' -bench BuildStreaming -benchtime 1x
+//
+// PREFGPT_BENCH_MB sets the input size (default 100 MB of JSON text).
 func BenchmarkBuildStreaming(b *testing.B) {
 	sizeMB := 100
 	if s := os.Getenv("PREFGPT_BENCH_MB"); s != "" {
 		sizeMB, _ = strconv.Atoi(s)
 	}
-	path := filepath.Join(b.TempDir(), "big.jsonl")
-	generateCorpus(b, path, int64(sizeMB)<<20)
-	st, _ := os.Stat(path)
-	runtime.GC()
+	for _, ext := range []string{"jsonl", "jsonl.gz", "parquet"} {
+		b.Run(ext, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "big."+ext)
+			jsonBytes := generateCorpus(b, path, int64(sizeMB)<<20)
+			st, _ := os.Stat(path)
+			runtime.GC()
+			debug.FreeOSMemory()
+			resetPeakRSS()
 
-	var peakHeap atomic.Uint64
-	stop := make(chan struct{})
-	go func() {
-		var ms runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-				runtime.ReadMemStats(&ms)
-				if ms.HeapInuse > peakHeap.Load() {
-					peakHeap.Store(ms.HeapInuse)
+			var peakHeap atomic.Uint64
+			stop := make(chan struct{})
+			go func() {
+				var ms runtime.MemStats
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(50 * time.Millisecond):
+						runtime.ReadMemStats(&ms)
+						if ms.HeapInuse > peakHeap.Load() {
+							peakHeap.Store(ms.HeapInuse)
+						}
+					}
+				}
+			}()
+			o := DefaultBuildOptions()
+			o.Inputs = []string{path}
+			o.OutDir = filepath.Join(b.TempDir(), "out")
+			o.HeldoutFraction, o.HeldoutFile = 0.01, filepath.Join(o.OutDir, "heldout.jsonl")
+			var m rundir.Manifest
+			b.ResetTimer()
+			for b.Loop() {
+				var err error
+				if m, err = Build(o); err != nil {
+					b.Fatal(err)
 				}
 			}
-		}
-	}()
-	o := DefaultBuildOptions()
-	o.Inputs = []string{path}
-	o.OutDir = filepath.Join(b.TempDir(), "out")
-	o.HeldoutFraction, o.HeldoutFile = 0.01, filepath.Join(o.OutDir, "heldout.jsonl")
-	var m rundir.Manifest
-	b.ResetTimer()
-	for b.Loop() {
-		var err error
-		if m, err = Build(o); err != nil {
-			b.Fatal(err)
-		}
+			close(stop)
+			secs := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(float64(m.Tokens+m.TokensDropped)/secs, "tokens/s")
+			b.ReportMetric(float64(jsonBytes)/1e6, "json-MB")
+			b.ReportMetric(float64(st.Size())/1e6, "file-MB")
+			b.ReportMetric(float64(peakHeap.Load())/(1<<20), "peak-heap-MiB")
+			b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+		})
 	}
-	close(stop)
-	secs := b.Elapsed().Seconds() / float64(b.N)
-	b.ReportMetric(float64(m.Tokens+m.TokensDropped)/secs, "tokens/s")
-	b.ReportMetric(float64(st.Size())/secs/1e6, "input-MB/s")
-	b.ReportMetric(float64(st.Size())/1e6, "input-MB")
-	b.ReportMetric(float64(peakHeap.Load())/(1<<20), "peak-heap-MiB")
-	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
 }
 
 // generateCorpus writes documents of randomly recombined demo sentences with random
-// log-uniform scores until the file holds size bytes; it streams, holding one line at a time.
-func generateCorpus(b *testing.B, path string, size int64) {
+// log-uniform scores, in the format of path's extension, until their JSON form holds size
+// bytes (returned); it streams, holding one document at a time.
+func generateCorpus(b *testing.B, path string, size int64) int64 {
 	b.Helper()
 	var sentences []string
 	for _, r := range demoRecords(b) {
@@ -146,7 +158,18 @@ func generateCorpus(b *testing.B, path string, size int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
+	var w io.Writer = f
+	var zw *gzip.Writer
+	var pw *hfParquetWriter
+	switch {
+	case strings.HasSuffix(path, ".gz"):
+		zw = gzip.NewWriter(f)
+		w = zw
+	case strings.HasSuffix(path, ".parquet"):
+		f.Close()
+		pw = newHFParquetWriter(b, path)
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
 	rng := rand.New(rand.NewPCG(1, 2))
 	var written int64
 	for written < size {
@@ -162,14 +185,35 @@ func generateCorpus(b *testing.B, path string, size int64) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		w.Write(line)
-		w.WriteByte('\n')
 		written += int64(len(line) + 1)
+		if pw != nil {
+			pw.write(b, rec, false)
+			continue
+		}
+		bw.Write(line)
+		bw.WriteByte('\n')
 	}
-	if err := w.Flush(); err != nil {
+	if pw != nil {
+		pw.close(b)
+		return written
+	}
+	if err := bw.Flush(); err != nil {
 		b.Fatal(err)
 	}
-	f.Close()
+	if zw != nil {
+		if err := zw.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return written
+}
+
+// resetPeakRSS resets the kernel's peak-RSS mark (VmHWM) of this process, where Linux allows it.
+func resetPeakRSS() {
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0o644)
 }
 
 // peakRSS is the process's peak resident set size (VmHWM), in bytes; 0 where /proc is absent.

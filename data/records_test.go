@@ -71,61 +71,80 @@ var hfSchema = parquet.NewSchema("hf", parquet.Group{
 	"meta":      parquet.Optional(parquet.Group{"pile_set_name": parquet.Optional(parquet.String())}),
 })
 
-// writeHFParquet writes records with the HF layout, building each row from its repetition and
-// definition levels. Columns (sorted): avg_score 0, meta.pile_set_name 1, num_sents 2,
-// scores.list.element 3, texts.list.element 4. nullText makes texts[0] of record k null.
+// writeHFParquet writes records with the HF layout. nullText makes texts[0] of record k null.
 func writeHFParquet(t testing.TB, path string, recs []Record, nullText map[int]bool) {
+	t.Helper()
+	w := newHFParquetWriter(t, path)
+	for k, r := range recs {
+		w.write(t, r, nullText[k])
+	}
+	w.close(t)
+}
+
+// hfParquetWriter streams records into a parquet file with the HF layout, building each row
+// from its repetition and definition levels. Columns (sorted): avg_score 0,
+// meta.pile_set_name 1, num_sents 2, scores.list.element 3, texts.list.element 4.
+type hfParquetWriter struct {
+	f    *os.File
+	w    *parquet.Writer
+	rows int
+}
+
+func newHFParquetWriter(t testing.TB, path string) *hfParquetWriter {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := parquet.NewWriter(f, hfSchema, parquet.PageBufferSize(4<<10))
-	for k, r := range recs {
-		var row parquet.Row
-		row = append(row, parquet.ValueOf(r.AvgScore).Level(0, 1, 0))
-		if name, ok := r.Meta["pile_set_name"].(string); ok {
-			row = append(row, parquet.ValueOf(name).Level(0, 2, 1))
-		} else {
-			row = append(row, parquet.Value{}.Level(0, 0, 1))
+	// Row groups of 1000 documents, like the HF files' (and a bounded writer buffer).
+	return &hfParquetWriter{f: f, w: parquet.NewWriter(f, hfSchema, parquet.PageBufferSize(4<<10), parquet.MaxRowsPerRowGroup(1000))}
+}
+
+func (h *hfParquetWriter) write(t testing.TB, r Record, nullText bool) {
+	t.Helper()
+	var row parquet.Row
+	row = append(row, parquet.ValueOf(r.AvgScore).Level(0, 1, 0))
+	if name, ok := r.Meta["pile_set_name"].(string); ok {
+		row = append(row, parquet.ValueOf(name).Level(0, 2, 1))
+	} else {
+		row = append(row, parquet.Value{}.Level(0, 0, 1))
+	}
+	row = append(row, parquet.ValueOf(int64(r.NumSents)).Level(0, 1, 2))
+	// A list is one value per element (repetition level 1 after the first, definition level 3
+	// = element present, 2 = element null), or one value at definition level 1 when empty.
+	list := func(n, col int, value func(i int) (parquet.Value, int)) {
+		if n == 0 {
+			row = append(row, parquet.Value{}.Level(0, 1, col))
+			return
 		}
-		row = append(row, parquet.ValueOf(int64(r.NumSents)).Level(0, 1, 2))
-		list := func(n, col int, value func(i int) parquet.Value) {
-			if n == 0 {
-				row = append(row, parquet.Value{}.Level(0, 1, col)) // empty list: outer group defined
-				return
-			}
-			for i := range n {
-				rep := 1
-				if i == 0 {
-					rep = 0
-				}
-				row = append(row, value(i).Level(rep, 3, col))
-			}
-		}
-		list(len(r.Scores), 3, func(i int) parquet.Value { return parquet.ValueOf(r.Scores[i]) })
-		for i := range len(r.Texts) {
+		for i := range n {
 			rep := 1
 			if i == 0 {
 				rep = 0
 			}
-			if i == 0 && nullText[k] {
-				row = append(row, parquet.Value{}.Level(rep, 2, 4))
-				continue
-			}
-			row = append(row, parquet.ValueOf([]byte(r.Texts[i])).Level(rep, 3, 4))
-		}
-		if len(r.Texts) == 0 {
-			row = append(row, parquet.Value{}.Level(0, 1, 4))
-		}
-		if _, err := w.WriteRows([]parquet.Row{row}); err != nil {
-			t.Fatalf("writing parquet row %d: %v", k, err)
+			v, def := value(i)
+			row = append(row, v.Level(rep, def, col))
 		}
 	}
-	if err := w.Close(); err != nil {
+	list(len(r.Scores), 3, func(i int) (parquet.Value, int) { return parquet.ValueOf(r.Scores[i]), 3 })
+	list(len(r.Texts), 4, func(i int) (parquet.Value, int) {
+		if i == 0 && nullText {
+			return parquet.Value{}, 2
+		}
+		return parquet.ValueOf([]byte(r.Texts[i])), 3
+	})
+	if _, err := h.w.WriteRows([]parquet.Row{row}); err != nil {
+		t.Fatalf("writing parquet row %d: %v", h.rows, err)
+	}
+	h.rows++
+}
+
+func (h *hfParquetWriter) close(t testing.TB) {
+	t.Helper()
+	if err := h.w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Close(); err != nil {
+	if err := h.f.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
