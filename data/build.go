@@ -1,3 +1,17 @@
+// Package data is everything between raw text and token blocks for the reproduction of
+// "Pretraining Language Models with Human Preferences" (Korbak et al. 2023), conditional training
+// for toxicity:
+//
+//   - Tokenizer: GPT-2's byte-level BPE plus <|aligned|> (50257) and <|misaligned|> (50258);
+//   - OpenRecords / NewJSONLReader: streaming, validating readers of detoxify-pile documents
+//     (sentences + Detoxify scores) from JSONL, gzip JSONL and Parquet; OpenDemo for the
+//     embedded demo corpus; DownloadDetoxifyPile for the paper's data on the HF hub;
+//   - Build: the conditional / mle / filter token streams, packed into shuffled uint16 shards
+//     with a manifest; OpenBlocks reads them back;
+//   - BuildVocabMap / Vocab: an optional smaller output vocabulary for the offline demo;
+//   - Scorer implementations (lexicon, precomputed, Detoxify through ONNX).
+//
+// It never imports the model package.
 package data
 
 import (
