@@ -146,11 +146,10 @@ func (r *parquetReader) mapColumns(schema *parquet.Schema) error {
 		return err
 	}
 	for _, p := range leaves["meta"] {
-		c, err := columnLevels(schema, p)
-		if err != nil {
-			return fmt.Errorf("field %q: %w", "meta", err)
+		// meta is informational: a leaf this reader cannot decode (a nested list) is left out.
+		if c, err := columnLevels(schema, p); err == nil {
+			r.meta = append(r.meta, c)
 		}
-		r.meta = append(r.meta, c)
 	}
 	r.metaIsString = len(r.meta) == 1 && len(leaves["meta"][0]) == 1
 	return nil

@@ -229,6 +229,31 @@ func TestReadParquetOtherLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Legacy 2-level lists (a repeated leaf, no LIST group) and a meta struct with a list.
+	type legacy struct {
+		Texts    []string  `parquet:"texts"`
+		Scores   []float64 `parquet:"scores"`
+		AvgScore float64   `parquet:"avg_score"`
+		NumSents int64     `parquet:"num_sents"`
+		Meta     struct {
+			PileSetName string   `parquet:"pile_set_name"`
+			Tags        []string `parquet:"tags"`
+		} `parquet:"meta"`
+	}
+	lrow := legacy{Texts: []string{"One. ", "Two."}, Scores: []float64{0.5, 0.25}, AvgScore: 0.375, NumSents: 2}
+	lrow.Meta.PileSetName, lrow.Meta.Tags = "ArXiv", []string{"x", "y"}
+	lpath := filepath.Join(t.TempDir(), "legacy.parquet")
+	if err := parquet.WriteFile(lpath, []legacy{lrow, {}}); err != nil {
+		t.Fatal(err)
+	}
+	lgot, _, err := readAll(t, lpath, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lgot) != 2 || !reflect.DeepEqual(lgot[0].Texts, lrow.Texts) || !reflect.DeepEqual(lgot[0].Scores, lrow.Scores) ||
+		lgot[0].Meta["pile_set_name"] != "ArXiv" || !reflect.DeepEqual(lgot[0].Meta["tags"], []any{"x", "y"}) || len(lgot[1].Texts) != 0 {
+		t.Errorf("legacy layout read as %+v", lgot)
+	}
 	want := []Record{
 		{Texts: []string{"One. ", "Two."}, Scores: []float64{0.5, 0.25}, AvgScore: 0.375, NumSents: 2, Meta: map[string]any{"pile_set_name": "ArXiv"}},
 		{Texts: []string{}, Scores: []float64{}, NumSents: 0},
