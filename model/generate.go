@@ -19,7 +19,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/gomlx/gomlx/backends"
@@ -379,7 +378,7 @@ func prefillGraph(ctx *context.Context, cfg Config, tokens *Node, cacheLen int) 
 	}
 	x = LayerNorm(ctx.In("ln_f"), x, cfg.LayerNormEps)
 	last := SliceAxis(x, 1, AxisRange(promptLen-1, promptLen))
-	logits := Squeeze(LMHead(ctx, cfg, last), 1)
+	logits := decodeLogits(ctx, cfg, last)
 	return append(append([]*Node{logits}, keys...), values...)
 }
 
@@ -414,8 +413,41 @@ func decodeStepGraph(ctx *context.Context, cfg Config, tokens, position *Node, c
 		outputs[1+i], outputs[1+numLayers+i] = keys, values
 	}
 	x = LayerNorm(ctx.In("ln_f"), x, cfg.LayerNormEps)
-	outputs[0] = Squeeze(LMHead(ctx, cfg, x), 1) // [B,1,V] → [B,V]
+	outputs[0] = decodeLogits(ctx, cfg, x)
 	return outputs
+}
+
+// simplegoSmallMatmul is the per-example problem size (lhs rows × rhs rows) above which simplego's
+// DotGeneral re-packs both operands into 32×32 cache blocks before multiplying (16·32², see
+// backends/simplego/dotgeneral.go); below it reads them in place.
+const simplegoSmallMatmul = 16 * 32 * 32
+
+// decodeLogits is the tied LM head for the last position only: x [B,1,D] → logits [B,V].
+//
+// With few rows the LM head is B×V dot products of length D, and simplego's block re-packing copies all
+// of wte (strided) at every token, which costs more than the products. Cutting the vocabulary into C
+// equal groups used as a batch axis, [C, V/C, D] (a plain reshape of wte), keeps each group under the
+// threshold so wte is read in place, and the groups run in parallel. Same maths, same result up to
+// rounding; for larger batches (or no suitable C) the plain LM head is used.
+func decodeLogits(ctx *context.Context, cfg Config, x *Node) *Node {
+	batch, vocab, d := x.Shape().Dimensions[0], cfg.VocabSize, cfg.NEmbd
+	groups := 0
+	if cfg.DType == dtypes.Float32 && batch*vocab > simplegoSmallMatmul {
+		for c := 2; c <= 64; c++ {
+			if vocab%c == 0 && batch*(vocab/c) <= simplegoSmallMatmul {
+				groups = c
+				break
+			}
+		}
+	}
+	if groups == 0 {
+		return Squeeze(LMHead(ctx, cfg, x), 1) // [B,1,V] → [B,V]
+	}
+	wte := Reshape(tokenEmbeddings(ctx, cfg, x.Graph()), groups, vocab/groups, d)
+	rows := BroadcastToDims(Reshape(x, 1, batch, d), groups, batch, d)
+	// [C,B,D]·[C,V/C,D] over D, batched over C → [C,B,V/C] → [B,C,V/C] → [B,V].
+	logits := DotGeneral(rows, []int{2}, []int{0}, wte, []int{2}, []int{0})
+	return Reshape(TransposeAllAxes(logits, 1, 0, 2), batch, vocab)
 }
 
 // sampler turns a row of logits into a token id with the HF logits processors and warpers, in HF's
@@ -540,48 +572,65 @@ func softmaxInPlace(scores []float64) []float64 {
 
 // applyTopP zeroes every probability outside the nucleus and renormalises. The nucleus is the smallest
 // set of most likely tokens whose cumulative probability reaches topP (HF TopPLogitsWarper: a token is
-// removed when the mass of the tokens more likely than it is already ≥ topP), always at least one token.
+// removed when the mass of the tokens more likely than it is already ≥ topP), always at least one token;
+// equal probabilities are taken in id order.
 //
-// Sorting all V probabilities for every row and step is the slow way; instead only the candidates above
-// a threshold are sorted: if their total mass reaches topP, the nucleus lies among them (everything
-// below the threshold comes later in sorted order). The threshold is lowered until that holds.
+// Sorting all V probabilities of every row at every step is slow when the distribution is flat (the
+// nucleus is then most of the vocabulary), so the cut is found by a weighted quickselect instead:
+// partition the undecided tokens around a pivot probability; if the tokens above the pivot (plus those
+// already kept) reach topP the cut lies among them, otherwise keep them all and continue below. Expected
+// O(V) per row.
 func applyTopP(probs []float64, topP float64) {
-	maxProb := 0.0
-	for _, p := range probs {
-		maxProb = max(maxProb, p)
+	undecided := make([]int, 0, len(probs))
+	for i, p := range probs {
+		if p > 0 {
+			undecided = append(undecided, i)
+		}
 	}
-	var candidates []int
-	for threshold := maxProb * 1e-3; ; threshold /= 1e3 {
-		candidates = candidates[:0]
-		mass := 0.0
-		for i, p := range probs {
-			if p >= threshold && p > 0 {
-				candidates = append(candidates, i)
-				mass += p
+	kept := make([]int, 0, 64)
+	mass := 0.0 // of the kept tokens
+	var above, equal, below []int
+	for len(undecided) > 0 && (len(kept) == 0 || mass < topP) {
+		// Median of three as the pivot: deterministic and robust to sorted input.
+		a, b, c := probs[undecided[0]], probs[undecided[len(undecided)/2]], probs[undecided[len(undecided)-1]]
+		pivot := max(min(a, b), min(max(a, b), c))
+		above, equal, below = above[:0], equal[:0], below[:0]
+		massAbove := 0.0
+		for _, id := range undecided {
+			switch p := probs[id]; {
+			case p > pivot:
+				above = append(above, id)
+				massAbove += p
+			case p == pivot:
+				equal = append(equal, id)
+			default:
+				below = append(below, id)
 			}
 		}
-		if mass >= topP || threshold == 0 || threshold < 1e-300 {
-			break
+		if len(above) > 0 && mass+massAbove >= topP {
+			// The cut is among the tokens above the pivot: continue with them only.
+			undecided = append(undecided[:0], above...)
+			continue
 		}
+		kept = append(kept, above...)
+		mass += massAbove
+		// Tokens equal to the pivot, in id order (undecided keeps ids ascending), one by one.
+		for _, id := range equal {
+			if len(kept) > 0 && mass >= topP {
+				break
+			}
+			kept = append(kept, id)
+			mass += probs[id]
+		}
+		undecided = append(undecided[:0], below...)
 	}
-	// Most likely first; equal probabilities by id so the result is deterministic.
-	sort.Slice(candidates, func(a, b int) bool {
-		pa, pb := probs[candidates[a]], probs[candidates[b]]
-		return pa > pb || (pa == pb && candidates[a] < candidates[b])
-	})
-	nucleus := 0
-	before := 0.0
-	for nucleus < len(candidates) && (nucleus == 0 || before < topP) {
-		before += probs[candidates[nucleus]]
-		nucleus++
-	}
-	kept := make([]float64, nucleus)
-	for j, id := range candidates[:nucleus] {
-		kept[j] = probs[id]
+	keptProbs := make([]float64, len(kept))
+	for j, id := range kept {
+		keptProbs[j] = probs[id]
 	}
 	clear(probs)
-	for j, id := range candidates[:nucleus] {
-		probs[id] = kept[j] / before
+	for j, id := range kept {
+		probs[id] = keptProbs[j] / mass
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 )
 
@@ -302,6 +304,9 @@ func TestTopPMatchesFullSortOnRandomDistributions(t *testing.T) {
 		spread := 0.1 + 10*rng.Float64() // from almost flat to very peaked
 		for i := range scores {
 			scores[i] = rng.NormFloat64() * spread
+			if trial%2 == 1 {
+				scores[i] = math.Round(scores[i]) // many equal probabilities: ties are taken in id order
+			}
 		}
 		probs := softmaxInPlace(scores)
 		topP := rng.Float64()
@@ -392,5 +397,43 @@ func TestGenerateValidation(t *testing.T) {
 	// A context without weights is refused up front.
 	if _, err := NewGenerator(backend, context.New(), cfg, 1); err == nil || !strings.Contains(err.Error(), "no model weights") {
 		t.Errorf("NewGenerator on an empty context: %v", err)
+	}
+}
+
+// TestDecodeLogitsGroupedEqualsLMHead checks the vocabulary-grouped LM head of decoding against the
+// plain one, for batches that use groups (1, 3) and one that does not (64).
+func TestDecodeLogitsGroupedEqualsLMHead(t *testing.T) {
+	cfg, _ := Preset("test")
+	cfg.VocabSize = 50259 // 3 × 11 × 1523: groups of 4569 rows
+	backend, ctx := newSeededModel(t, cfg, 2)
+	for _, batch := range []int{1, 3, 64} {
+		exec, err := context.NewExec(backend, ctx, func(ctx *context.Context, x *Node) (*Node, *Node) {
+			return decodeLogits(ctx, cfg, x), Squeeze(LMHead(ctx, cfg, x), 1)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := make([][][]float32, batch)
+		rng := rand.New(rand.NewPCG(uint64(batch), 1))
+		for b := range x {
+			x[b] = [][]float32{make([]float32, cfg.NEmbd)}
+			for i := range x[b][0] {
+				x[b][0][i] = float32(rng.NormFloat64())
+			}
+		}
+		outputs, err := exec.Exec(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		grouped, plain := tensors.MustCopyFlatData[float32](outputs[0]), tensors.MustCopyFlatData[float32](outputs[1])
+		if len(grouped) != batch*cfg.VocabSize || len(plain) != len(grouped) {
+			t.Fatalf("batch %d: %d and %d logits, want %d", batch, len(grouped), len(plain), batch*cfg.VocabSize)
+		}
+		for i := range grouped {
+			if math.Abs(float64(grouped[i]-plain[i])) > 1e-5 {
+				t.Fatalf("batch %d: logit %d grouped %g, plain %g", batch, i, grouped[i], plain[i])
+			}
+		}
+		exec.Finalize()
 	}
 }
