@@ -102,7 +102,9 @@ func (o *BuildOptions) validate() error {
 //   - conditional: for each sentence, `<|endoftext|>` first if it opens a document, then with
 //     probability 1−DropTokenFraction a control token — `<|aligned|>` if score ≤ Threshold,
 //     else `<|misaligned|>` — then the sentence's own tokens (each sentence is tokenized on its
-//     own, so no BPE merge crosses a sentence boundary);
+//     own, so no BPE merge crosses a sentence boundary; a literal "<|endoftext|>" or
+//     "<|aligned|>" inside a sentence stays text — HF's tokenizer in PHF would have turned it
+//     into the control id, letting documents forge control tokens);
 //   - mle: the same without control tokens (`<|endoftext|>` + sentences);
 //   - filter: mle on the documents whose mean sentence score (avg_score) is ≤ Threshold; the
 //     others are dropped whole and counted in Manifest.Filtered (documents).
