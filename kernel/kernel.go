@@ -38,11 +38,14 @@ var (
 )
 
 // send is one display_data (or update_display_data when id is set) with both representations.
+// It waits until GoNB has taken the output: a cell that exits right after displaying something
+// (a 1 MB library, say) would otherwise lose it now and then.
 func send(id, html, text string) {
 	gonbui.SendData(&protocol.DisplayData{
 		Data:      map[protocol.MIMEType]any{protocol.MIMETextHTML: html, protocol.MIMETextPlain: text},
 		DisplayID: id,
 	})
+	gonbui.Sync()
 }
 
 // InNotebook reports whether the program runs as a GoNB cell.
