@@ -246,3 +246,40 @@ func TestForwardMatchesFloat64Reference(t *testing.T) {
 
 // relErr is |a−b| relative to max(|b|, 1) (logits near 0 are compared absolutely).
 func relErr(a, b float64) float64 { return math.Abs(a-b) / math.Max(math.Abs(b), 1) }
+
+// LMHeadLoss (the training loss) must equal CrossEntropy of the logits, in value and in gradient.
+func TestLMHeadLossEqualsCrossEntropy(t *testing.T) {
+	backend := testBackend(t)
+	cfg := parityConfig()
+	ctx := context.New()
+	if err := Init(backend, ctx, cfg, 9); err != nil {
+		t.Fatal(err)
+	}
+	perturbAll(t, ctx, 9)
+	tokens := [][]int32{{3, 17, 0, 36, 5}, {1, 2, 3, 4, 5}}
+	targets := [][]int32{{17, 0, 36, 5, 5}, {2, 3, 4, 5, 6}}
+	mask := [][]bool{{true, true, false, true, true}, {true, false, true, true, true}}
+	run := func(fused bool) []float32 {
+		out, err := context.ExecOnceN(backend, ctx, func(ctx *context.Context, tok, tgt, m *Node) []*Node {
+			var loss *Node
+			if fused {
+				loss = LMHeadLoss(ctx, cfg, Hidden(ctx, cfg, tok), tgt, m)
+			} else {
+				loss = CrossEntropy(Logits(ctx, cfg, tok), tgt, m)
+			}
+			wte := ctx.GetVariableByScopeAndName("/wte", "weight").ValueGraph(tok.Graph())
+			wpe := ctx.GetVariableByScopeAndName("/wpe", "weight").ValueGraph(tok.Graph())
+			grads := Gradient(loss, wte, wpe)
+			return []*Node{loss, grads[0], grads[1]}
+		}, tokens, targets, mask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var flat []float32
+		for _, o := range out {
+			flat = append(flat, tensors.MustCopyFlatData[float32](o)...)
+		}
+		return flat
+	}
+	assertClose(t, "loss and gradients", run(true), run(false), 1e-5)
+}

@@ -5,13 +5,16 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/pkg/ml/context"
 )
 
 // logSumExp over the last axis, stable: max + log Σ exp(x − max). The max is a constant for the gradient
 // (the result does not depend on it).
 func logSumExp(logits *Node) *Node {
 	m := StopGradient(ReduceAndKeep(logits, ReduceMax, -1))
-	return Add(Log(ReduceSum(Exp(Sub(logits, m)), -1)), Squeeze(m, -1))
+	// An explicit broadcast is cheaper on the pure-Go backend than an implicit one inside Sub.
+	shifted := Sub(logits, BroadcastToDims(m, logits.Shape().Dimensions...))
+	return Add(Log(ReduceSum(Exp(shifted), -1)), Squeeze(m, -1))
 }
 
 // targetLogits picks logits[b,t,targets[b,t]] → [B,T] with a Gather (no [B,T,V] one-hot).
@@ -38,11 +41,34 @@ func TokenLogProbs(logits, targets *Node) *Node {
 // CrossEntropy is the mean next-token cross-entropy −log P(target) over the positions where mask is
 // true/non-zero (mask may be nil: all positions). Targets are int [B,T], logits [B,T,V].
 func CrossEntropy(logits, targets, mask *Node) *Node {
-	nll := Neg(TokenLogProbs(logits, targets))
+	return maskedMean(Neg(TokenLogProbs(logits, targets)), mask)
+}
+
+// LMHeadLoss is CrossEntropy(LMHead(ctx, cfg, hidden), targets, mask) with less [B,T,V] work, for
+// training: the target logit is computed as hidden·wte[target] (work of size [B,T,D]) instead of being
+// gathered from the logits, so the backward pass needs no [B,T,V] scatter and sum. hidden is the output
+// of Hidden ([B,T,D], after ln_f); ctx is the model's root scope.
+func LMHeadLoss(ctx *context.Context, cfg Config, hidden, targets, mask *Node) *Node {
+	g := hidden.Graph()
+	lse := logSumExp(LMHead(ctx, cfg, hidden)) // [B,T]
+	// Target rows of the tied head: wte[targets] [B,T,D]; the target logit is their dot product with
+	// hidden. In bf16 both are rounded like the LM-head matmul rounds them (accumulation is float32).
+	wt := Gather(tokenEmbeddings(ctx, cfg, g), InsertAxes(ConvertDType(targets, dtypes.Int32), -1))
+	h := hidden
+	if cfg.DType != dtypes.Float32 && cfg.DType != dtypes.InvalidDType {
+		h = ConvertDType(ConvertDType(h, cfg.DType), dtypes.Float32)
+		wt = ConvertDType(ConvertDType(wt, cfg.DType), dtypes.Float32)
+	}
+	nll := Sub(lse, ReduceSum(Mul(h, wt), -1))
+	return maskedMean(nll, mask)
+}
+
+// maskedMean is the mean of x [B,T] over the positions where mask is true/non-zero (all if mask is nil).
+func maskedMean(x, mask *Node) *Node {
 	if mask == nil {
-		return ReduceAllMean(nll)
+		return ReduceAllMean(x)
 	}
 	w := ConvertDType(mask, dtypes.Float32)
-	// Σ nll·mask / max(Σ mask, 1): an all-masked batch gives 0, not NaN.
-	return Div(ReduceAllSum(Mul(nll, w)), Max(ReduceAllSum(w), Scalar(logits.Graph(), dtypes.Float32, 1)))
+	// Σ x·mask / max(Σ mask, 1): an all-masked batch gives 0, not NaN.
+	return Div(ReduceAllSum(Mul(x, w)), Max(ReduceAllSum(w), Scalar(x.Graph(), dtypes.Float32, 1)))
 }

@@ -207,7 +207,7 @@ func (t *Trainer) splitBatch(rows [][]int32, what string) (x, y *tensors.Tensor,
 }
 
 func (t *Trainer) evalGraph(ctx *context.Context, x, y *Node) *Node {
-	return model.CrossEntropy(model.Logits(ctx, t.cfg, x), y, nil)
+	return model.LMHeadLoss(ctx, t.cfg, model.Hidden(ctx, t.cfg, x), y, nil)
 }
 
 // stepGraph builds one update: inputs are (x, y) per micro-batch, then the AdamW step size and lr·wd.
@@ -223,7 +223,7 @@ func (t *Trainer) stepGraph(ctx *context.Context, inputs []*Node) []*Node {
 	var paramNodes, gradSum []*Node
 	var lossSum *Node
 	for i := range numMicro {
-		loss := model.CrossEntropy(model.Logits(ctx, t.cfg, inputs[2*i]), inputs[2*i+1], nil)
+		loss := model.LMHeadLoss(ctx, t.cfg, model.Hidden(ctx, t.cfg, inputs[2*i]), inputs[2*i+1], nil)
 		if i == 0 {
 			// The parameters the loss reads, as graph inputs (before any update).
 			for v := range ctx.IterVariables() {
