@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -66,7 +67,8 @@ func TestConfigJSONRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"vocab_size":12345`, `"n_positions":128`, `"n_embd":128`, `"torch_dtype":"bfloat16"`, `"layer_norm_epsilon":0.00001`} {
+	for _, key := range []string{`"vocab_size":12345`, fmt.Sprintf(`"n_positions":%d`, c.ContextLen), fmt.Sprintf(`"n_embd":%d`, c.NEmbd),
+		`"torch_dtype":"bfloat16"`, `"layer_norm_epsilon":0.00001`, `"resid_pdrop":0.1`} {
 		if !strings.Contains(string(b), key) {
 			t.Errorf("JSON %s lacks %s", b, key)
 		}
