@@ -42,6 +42,7 @@ func benchStep(b *testing.B, preset string, vocab, batch, seq int) {
 	if _, err := tr.Step(micro); err != nil { // compile outside the timing
 		b.Fatal(err)
 	}
+	cpuStart := processCPU()
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := tr.Step(micro); err != nil {
@@ -49,6 +50,8 @@ func benchStep(b *testing.B, preset string, vocab, batch, seq int) {
 		}
 	}
 	b.ReportMetric(float64(batch*seq)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+	// CPU time per step (all threads): stable when other processes share the cores, unlike wall time.
+	b.ReportMetric((processCPU()-cpuStart).Seconds()*1000/float64(b.N), "cpu-ms/op")
 }
 
 func BenchmarkStepTiny12k(b *testing.B) { benchStep(b, "tiny", 12000, 16, 64) }
