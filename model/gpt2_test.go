@@ -283,3 +283,54 @@ func TestLMHeadLossEqualsCrossEntropy(t *testing.T) {
 	}
 	assertClose(t, "loss and gradients", run(true), run(false), 1e-5)
 }
+
+func TestDropoutOnlyWhenTraining(t *testing.T) {
+	backend := testBackend(t)
+	cfg := parityConfig()
+	ctx := context.New()
+	if err := Init(backend, ctx, cfg, 4); err != nil {
+		t.Fatal(err)
+	}
+	withDropout := cfg
+	withDropout.Dropout = 0.5
+	tokens := [][]int32{{1, 2, 3, 4, 5, 6}}
+	run := func(c Config, training bool) []float32 {
+		out, err := context.ExecOnce(backend, ctx, func(ctx *context.Context, tok *Node) *Node {
+			ctx.SetTraining(tok.Graph(), training)
+			return Logits(ctx, c, tok)
+		}, tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tensors.MustCopyFlatData[float32](out)
+	}
+	plain, evalDropout, trainDropout := run(cfg, false), run(withDropout, false), run(withDropout, true)
+	assertClose(t, "eval with dropout configured", evalDropout, plain, 0)
+	same := true
+	for i := range plain {
+		same = same && plain[i] == trainDropout[i]
+	}
+	if same {
+		t.Error("dropout 0.5 in training mode changed nothing")
+	}
+}
+
+func TestCausalMaskOffsets(t *testing.T) {
+	backend := testBackend(t)
+	// 2 queries that are the last 2 of 4 positions: query 0 is position 2, query 1 is position 3.
+	out, err := NewExec(backend, func(g *Graph) *Node { return CausalMask(g, 2, 4) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := out.Exec1()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tensors.MustCopyFlatData[bool](res)
+	want := []bool{true, true, true, false, true, true, true, true}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("CausalMask(2,4) = %v, want %v", got, want)
+		}
+	}
+}
