@@ -167,8 +167,9 @@ func TestProgressUpdatesOneBlockInPlace(t *testing.T) {
 	w := Progress()
 	fmt.Fprint(w, "\rtrain  10% |██        | (1/10)")
 	fmt.Fprint(w, "\r\x1b[32mtrain\x1b[0m  20% |████      | (2/10)")
-	fmt.Fprint(w, "\r                                   \r") // a cleared line keeps the last status
 	fmt.Fprint(w, "\rtrain  20% |████      | (2/10)")        // unchanged: no update
+	fmt.Fprint(w, "\r                                   \r") // the bar clears itself when done: the block empties
+	fmt.Fprint(w, "\reval  5% |█         | (1/20)")          // the next stage's bar
 	if len(f.updates) != 1 {
 		t.Fatalf("want one output block, got %d", len(f.updates))
 	}
@@ -176,7 +177,8 @@ func TestProgressUpdatesOneBlockInPlace(t *testing.T) {
 		if !strings.HasPrefix(id, "prefgpt-progress-") {
 			t.Errorf("display id %q", id)
 		}
-		if len(ups) != 2 || !strings.Contains(ups[0], "10%") || !strings.Contains(ups[1], "train  20%") || strings.Contains(ups[1], "\x1b") {
+		if len(ups) != 4 || !strings.Contains(ups[0], "10%") || !strings.Contains(ups[1], "train  20%") ||
+			strings.Contains(ups[1], "\x1b") || ups[2] != "" || !strings.Contains(ups[3], "eval  5%") {
 			t.Errorf("updates %q", ups)
 		}
 	}

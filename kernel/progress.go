@@ -39,7 +39,7 @@ func NewBar(total int64, description string) *progressbar.ProgressBar {
 var ansi = regexp.MustCompile("\x1b\\[[0-9;?]*[A-Za-z]")
 
 // liveLine turns terminal progress output, which redraws one line with '\r', into updates
-// of a single notebook output: it shows the last non-blank line written.
+// of a single notebook output: it shows the last line written.
 type liveLine struct {
 	id      string
 	mu      sync.Mutex
@@ -58,16 +58,20 @@ func (l *liveLine) Write(p []byte) (int, error) {
 	} else if len(segs) > 0 {
 		l.partial = segs[len(segs)-1]
 	}
-	latest := ""
-	for i := len(segs) - 1; i >= 0; i-- {
-		if s := strings.TrimSpace(segs[i]); s != "" {
-			latest = s // a cleared line (spaces) keeps the last status on screen
-			break
-		}
+	if len(segs) == 0 {
+		return len(p), nil
 	}
-	if latest != "" && latest != l.shown {
+	// The bar redraws by writing a whole line after '\r'; a line of spaces is the bar clearing itself
+	// when it finishes: the block is emptied then (the stage's result follows), rather than left at
+	// the last throttled percentage.
+	latest := strings.TrimSpace(segs[len(segs)-1])
+	if latest != l.shown {
 		l.shown = latest
-		update(l.id, `<pre style="margin:0">`+html.EscapeString(latest)+"</pre>", latest)
+		if latest == "" {
+			update(l.id, "", "")
+		} else {
+			update(l.id, `<pre style="margin:0">`+html.EscapeString(latest)+"</pre>", latest)
+		}
 	}
 	return len(p), nil
 }
