@@ -450,14 +450,18 @@ func decodeLogits(ctx *context.Context, cfg Config, x *Node) *Node {
 	return Reshape(TransposeAllAxes(logits, 1, 0, 2), batch, vocab)
 }
 
+// samplerWorkers is how many goroutines process the rows of a step (the host has few cores, and the
+// graph is not running meanwhile).
+const samplerWorkers = 2
+
 // sampler turns a row of logits into a token id with the HF logits processors and warpers, in HF's
 // order: min length, banned ids, then temperature, top-k, top-p.
 type sampler struct {
 	opts   SampleOptions
 	rng    *rand.Rand
 	banned []int
-	// Per-row scratch, reused across steps (rows are processed in parallel).
-	scratch [][]float64
+	// Scratch scores per worker goroutine, reused across rows and steps.
+	scratch [samplerWorkers][]float64
 }
 
 func newSampler(vocab int, opts SampleOptions) *sampler {
@@ -477,19 +481,18 @@ func (s *sampler) pickBatch(logits []float32, vocab, length int, finished []bool
 			uniforms[row] = s.rng.Float64()
 		}
 	}
-	for len(s.scratch) < batch {
-		s.scratch = append(s.scratch, make([]float64, vocab))
-	}
 	picks := make([]int, batch)
-	const workers = 2
 	var wg sync.WaitGroup
-	for w := range workers {
+	for w := range samplerWorkers {
+		if len(s.scratch[w]) != vocab {
+			s.scratch[w] = make([]float64, vocab)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for row := w; row < batch; row += workers {
+			for row := w; row < batch; row += samplerWorkers {
 				if !finished[row] {
-					picks[row] = s.pick(logits[row*vocab:(row+1)*vocab], length, uniforms[row], s.scratch[row])
+					picks[row] = s.pick(logits[row*vocab:(row+1)*vocab], length, uniforms[row], s.scratch[w])
 				}
 			}
 		}()
