@@ -126,10 +126,11 @@ func (c Config) Validate() error {
 var presets = map[string]Config{
 	// GPT-2 small (124M) with the vocabulary expanded by <|aligned|> and <|misaligned|>, as in the paper.
 	"gpt2": {Name: "gpt2", VocabSize: 50259, ContextLen: 1024, NEmbd: 768, NLayer: 12, NHead: 12},
-	// The offline demo: a training step of 16×64 tokens with a ~12k-row output vocabulary is ~3.6 GFLOP,
-	// about half a second on 2 CPU cores with the pure-Go backend (whose matmul runs at ~6-10 GFLOP/s).
-	// The LM head dominates (n_embd·vocab), so n_embd is kept small; n_embd 128 would double the step.
-	"tiny": {Name: "tiny", VocabSize: 50259, ContextLen: 128, NEmbd: 64, NLayer: 4, NHead: 4},
+	// The offline demo. A training step of 16×64 tokens with a ~12k-row output vocabulary is ~5 GFLOP,
+	// most of it the LM head (3 matmuls of tokens × n_embd × vocab), plus a softmax over [tokens, vocab]:
+	// ~1.6 CPU-seconds with the pure-Go backend (matmuls at ~5 GFLOP/s per core), so under a second of
+	// wall time on 2 idle cores. n_embd 128 would double it, each extra pair of layers adds ~20%.
+	"tiny": {Name: "tiny", VocabSize: 50259, ContextLen: 128, NEmbd: 64, NLayer: 2, NHead: 4},
 	// For tests: seconds to train a few dozen steps.
 	"test": {Name: "test", VocabSize: 64, ContextLen: 16, NEmbd: 16, NLayer: 2, NHead: 2},
 }
