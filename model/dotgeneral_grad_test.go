@@ -180,3 +180,30 @@ func assertClose(t *testing.T, what string, got, want []float32, relTol float64)
 		}
 	}
 }
+
+func TestDotGradientMatchesStock(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	a, b, w := randomTensor(rng, 4, 6), randomTensor(rng, 6, 3), randomTensor(rng, 4, 3)
+	grads := func(vjp VJP) []float32 {
+		saved := VJPRegistration[NodeTypeDot]
+		VJPRegistration[NodeTypeDot] = vjp
+		defer func() { VJPRegistration[NodeTypeDot] = saved }()
+		exec, err := NewExec(testBackend(t), func(a, b, w *Node) (*Node, *Node) {
+			out := Dot(a, b)
+			if out.Type() != NodeTypeDot {
+				t.Fatalf("graph.Dot built a %s node", out.Type())
+			}
+			g := Gradient(ReduceAllSum(Mul(out, w)), a, b)
+			return g[0], g[1]
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs, err := exec.Exec(a, b, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(tensors.MustCopyFlatData[float32](outs[0]), tensors.MustCopyFlatData[float32](outs[1])...)
+	}
+	assertClose(t, "d(a,b)", grads(VJPRegistration[NodeTypeDot]), grads(stockDotVJP), 1e-5)
+}
