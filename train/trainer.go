@@ -135,7 +135,7 @@ func (t *Trainer) Step(micro [][][]int32) (StepResult, error) {
 	// float64; the decoupled decay multiplies the updated weight by (1 − lr·wd).
 	n := float64(step + 1)
 	stepSize := lr * math.Sqrt(1-math.Pow(t.opts.Beta2, n)) / (1 - math.Pow(t.opts.Beta1, n))
-	inputs = append(inputs, float32(stepSize), float32(lr*t.opts.WeightDecay))
+	inputs = append(inputs, float32(stepSize), float32(1-lr*t.opts.WeightDecay))
 	var outs []*tensors.Tensor
 	if err := catchPanic(func() { outs, err = t.stepExec.Exec(inputs...) }); err != nil {
 		return StepResult{}, fmt.Errorf("train step %d: %w", step, err)
@@ -210,14 +210,15 @@ func (t *Trainer) evalGraph(ctx *context.Context, x, y *Node) *Node {
 	return model.LMHeadLoss(ctx, t.cfg, model.Hidden(ctx, t.cfg, x), y, nil)
 }
 
-// stepGraph builds one update: inputs are (x, y) per micro-batch, then the AdamW step size and lr·wd.
+// stepGraph builds one update: inputs are (x, y) per micro-batch, then the AdamW step size and the decay
+// factor 1 − lr·wd.
 // Outputs the mean loss and the pre-clip gradient norm; the new weights, moments, step counter (and RNG
 // state, with dropout) are written back to the context variables.
 func (t *Trainer) stepGraph(ctx *context.Context, inputs []*Node) []*Node {
 	g := inputs[0].Graph()
 	ctx.SetTraining(g, true)
 	numMicro := (len(inputs) - 2) / 2
-	stepSize, decayRate := inputs[2*numMicro], inputs[2*numMicro+1]
+	stepSize, decayFactor := inputs[2*numMicro], inputs[2*numMicro+1]
 
 	var params []*context.Variable
 	var paramNodes, gradSum []*Node
@@ -264,45 +265,49 @@ func (t *Trainer) stepGraph(ctx *context.Context, inputs []*Node) []*Node {
 			lossSum = Add(lossSum, loss)
 		}
 	}
-	// Average over micro-batches: the same gradient as one batch of all their sequences.
+	// The update below is written to touch each parameter-sized tensor as few times as possible (the
+	// pure-Go backend runs one loop per op): scalars are folded together first.
+	//
+	// Average over micro-batches (the same gradient as one batch of all their sequences): g = gradSum/n.
 	inv := 1 / float64(numMicro)
-	for j := range gradSum {
-		gradSum[j] = MulScalar(gradSum[j], inv)
-	}
 	meanLoss := MulScalar(lossSum, inv)
 
-	// Global L2 norm of all gradients; clip like torch clip_grad_norm_: scale by min(1, max/(norm+1e-6)).
+	// Global L2 norm of g, from the squares of the sums (reused by the second moment below).
+	squares := make([]*Node, len(gradSum))
 	var sq *Node
-	for _, gr := range gradSum {
-		s := ReduceAllSum(Square(gr))
+	for j, gr := range gradSum {
+		squares[j] = Square(gr)
+		s := ReduceAllSum(squares[j])
 		if sq == nil {
 			sq = s
 		} else {
 			sq = Add(sq, s)
 		}
 	}
-	norm := Sqrt(sq)
+	norm := MulScalar(Sqrt(sq), inv)
+	// Clip like torch clip_grad_norm_: scale by min(1, max/(norm+1e-6)). coef turns gradSum into the
+	// clipped average gradient.
+	coef := Scalar(g, dtypes.Float32, inv)
 	if t.opts.ClipNorm > 0 {
-		scale := MinScalar(Div(Scalar(g, dtypes.Float32, t.opts.ClipNorm), AddScalar(norm, 1e-6)), 1.0)
-		for j := range gradSum {
-			gradSum[j] = Mul(gradSum[j], scale)
-		}
+		clip := MinScalar(Div(Scalar(g, dtypes.Float32, t.opts.ClipNorm), AddScalar(norm, 1e-6)), 1.0)
+		coef = Mul(coef, clip)
 	}
 
-	// AdamW (HF transformers.AdamW, the Trainer 4.17 default):
+	// AdamW (HF transformers.AdamW, the Trainer 4.17 default), with g = coef·gradSum:
 	//   m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
 	//   p ← p − stepSize·m/(√v + eps)          (stepSize carries lr and the bias corrections)
-	//   p ← p − lr·wd·p                          (decoupled decay, only where DecayMask says so)
+	//   p ← p·(1 − lr·wd)                        (decoupled decay of the updated weight, only where
+	//                                            DecayMask says so)
 	b1, b2 := t.opts.Beta1, t.opts.Beta2
+	mCoef := MulScalar(coef, 1-b1)
+	vCoef := MulScalar(Square(coef), 1-b2)
 	for j, p := range params {
-		grad := gradSum[j]
 		mVar, vVar := moment(ctx, p, "m"), moment(ctx, p, "v")
-		m := Add(MulScalar(mVar.ValueGraph(g), b1), MulScalar(grad, 1-b1))
-		v := Add(MulScalar(vVar.ValueGraph(g), b2), MulScalar(Square(grad), 1-b2))
-		w := paramNodes[j]
-		w = Sub(w, Mul(stepSize, Div(m, AddScalar(Sqrt(v), t.opts.Eps))))
+		m := Add(MulScalar(mVar.ValueGraph(g), b1), Mul(gradSum[j], mCoef))
+		v := Add(MulScalar(vVar.ValueGraph(g), b2), Mul(squares[j], vCoef))
+		w := Sub(paramNodes[j], Mul(Div(m, AddScalar(Sqrt(v), t.opts.Eps)), stepSize))
 		if t.opts.WeightDecay > 0 && DecayMask(model.HFKey(p.Scope(), p.Name())) {
-			w = Sub(w, Mul(decayRate, w))
+			w = Mul(w, decayFactor)
 		}
 		mVar.SetValueGraph(m)
 		vVar.SetValueGraph(v)
