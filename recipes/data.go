@@ -91,7 +91,6 @@ func BuildData(ctx context.Context, o DataOptions) (DataResult, error) {
 		}
 		res.VocabSize, res.VocabNote = len(vm.IDs), note
 	}
-	o.logf("%s", res)
 	return res, nil
 }
 

@@ -225,7 +225,7 @@ func Evaluate(ctx context.Context, o EvalOptions) (EvalResult, error) {
 			return EvalResult{}, err
 		}
 	}
-	objective := ""
+	objective := "hf"
 	if o.HF == "" {
 		var tc trainConfig
 		if err := rundir.ReadJSON(dir.TrainConfig(l.Name), &tc); err == nil {
@@ -244,7 +244,7 @@ func Evaluate(ctx context.Context, o EvalOptions) (EvalResult, error) {
 		Model: l.Name, Objective: objective, Step: l.Step, TokensSeen: l.TokensSeen, Scorer: l.scorer.Name(),
 		Toxicity: m.toxicity, Likelihood: m.likelihood, Ratio: finite(m.ratio), PValue: finite(m.pLess),
 	}
-	if o.HF == "" {
+	if o.Run != "" {
 		// The final evaluation replaces the (smaller) monitoring rows of the same step.
 		if err := rundir.TruncateJSONLAfterStep(dir.Toxicity(l.Name), l.Step-1, func(r rundir.ToxicityRow) int { return r.Step }); err != nil {
 			return EvalResult{}, err
@@ -260,6 +260,5 @@ func Evaluate(ctx context.Context, o EvalOptions) (EvalResult, error) {
 		}
 	}
 	res := EvalResult{Summary: sum}
-	o.logf("%s", res)
 	return res, nil
 }

@@ -217,7 +217,8 @@ func (l *Loaded) loadHF(path string) error {
 	if err != nil {
 		return err
 	}
-	l.Name, l.cfg, l.vocab = filepath.Base(path), cfg, v
+	// An HF model's rows in a run directory go under models/hf-<checkpoint dir name>.
+	l.Name, l.cfg, l.vocab = "hf-"+filepath.Base(filepath.Clean(path)), cfg, v
 	return nil
 }
 

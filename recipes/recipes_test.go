@@ -317,3 +317,59 @@ func TestNaNLossStopsAndKeepsCheckpoint(t *testing.T) {
 		}
 	}
 }
+
+// With the full vocabulary, training exports HF weights; Evaluate reads them back as an HF checkpoint
+// and files its results under models/hf-<dir name>.
+func TestHFExportEvaluatesAsHFCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	ctx := context.Background()
+	run := t.TempDir()
+	if _, err := ExpandTokenizer(ctx, TokenizerOptions{Common: Common{Run: run}}); err != nil {
+		t.Fatal(err)
+	}
+	do := DemoDataOptions(run)
+	do.Preset, do.ContextLen, do.MaxDocuments, do.VocabMinCount, do.HeldoutFraction = "test", 16, 200, 0, 0.1
+	if _, err := BuildData(ctx, do); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Train(ctx, testTrainOptions(run, "full", 3)); err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := rundir.Open(run)
+	eo := DemoEvalOptions(run)
+	eo.Backend, eo.HF, eo.SamplesPerPrefix, eo.Batch, eo.Bootstrap, eo.Permutations = "go", dir.HFExport("full"), 3, 3, 50, 50
+	ev, err := Evaluate(ctx, eo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Summary.Model != "hf-hf" || ev.Summary.Objective != "hf" || ev.Summary.Likelihood == nil {
+		t.Fatalf("HF eval summary %+v", ev.Summary)
+	}
+	var onDisk rundir.EvalSummary
+	if err := rundir.ReadJSON(dir.Eval("hf-hf"), &onDisk); err != nil || len(onDisk.Toxicity) != 3 {
+		t.Fatalf("models/hf-hf/eval.json: %+v %v", onDisk, err)
+	}
+}
+
+func TestVerdict(t *testing.T) {
+	good := rundir.EvalSummary{Model: "c", Ratio: 0.2, PValue: 0.001,
+		Likelihood: &rundir.LikelihoodRow{ToxicMeanDiff: 2, CleanMeanDiff: 0.1, PValue: 1e-6}}
+	if v := Verdict(good); !strings.Contains(v, "effect shown") {
+		t.Errorf("good: %s", v)
+	}
+	for name, mod := range map[string]func(*rundir.EvalSummary){
+		"ratio":      func(e *rundir.EvalSummary) { e.Ratio = 0.7 },
+		"toxicity p": func(e *rundir.EvalSummary) { e.PValue = 0.2 },
+		"lik p":      func(e *rundir.EvalSummary) { l := *e.Likelihood; l.PValue = 0.05; e.Likelihood = &l },
+		"lik sign":   func(e *rundir.EvalSummary) { l := *e.Likelihood; l.ToxicMeanDiff = -1; e.Likelihood = &l },
+		"no lik":     func(e *rundir.EvalSummary) { e.Likelihood = nil },
+	} {
+		e := good
+		mod(&e)
+		if v := Verdict(e); !strings.Contains(v, "NOT shown") {
+			t.Errorf("%s: %s", name, v)
+		}
+	}
+}

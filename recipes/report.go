@@ -46,7 +46,6 @@ func Report(ctx context.Context, o ReportOptions) (ReportResult, error) {
 		return ReportResult{}, err
 	}
 	res := ReportResult{Path: dir.Report(), Models: models}
-	o.logf("%s", res)
 	return res, nil
 }
 

@@ -44,7 +44,6 @@ func ExpandTokenizer(ctx context.Context, o TokenizerOptions) (TokenizerResult, 
 		return TokenizerResult{}, fmt.Errorf("tokenizer stage: %w", err)
 	}
 	res := TokenizerResult{Dir: dir.TokenizerDir(), Info: tok.Info()}
-	o.logf("%s", res)
 	return res, nil
 }
 

@@ -129,9 +129,12 @@ func Train(ctx context.Context, o TrainOptions) (TrainResult, error) {
 		return res, err
 	}
 	cfg.VocabSize = vocab.Size()
+	if o.ContextLen > 0 {
+		cfg.ContextLen = o.ContextLen
+	}
 	if manifest.ContextLen-1 > cfg.ContextLen {
-		return res, fmt.Errorf("training %q: data blocks have %d tokens but preset %s has a %d-token context: rebuild the data with --context %d",
-			res.Name, manifest.ContextLen, cfg.Name, cfg.ContextLen, cfg.ContextLen+1)
+		return res, fmt.Errorf("training %q: data blocks have %d tokens but preset %s has a %d-token context: rebuild the data with --context %d or raise the model's --context",
+			res.Name, manifest.ContextLen, cfg.Name, cfg.ContextLen, cfg.ContextLen)
 	}
 	if o.DType != "" {
 		if cfg.DType, err = model.ParseDType(o.DType); err != nil {
@@ -230,7 +233,7 @@ func Train(ctx context.Context, o TrainOptions) (TrainResult, error) {
 			return nil
 		}
 		loaded.Step, loaded.TokensSeen = step, int64(step)*tokensPerStep
-		return monitorModel(ctx, dir, loaded, heldout, o.MonitorSamples, o.Sampling, opt.Seed, 300, o.Common)
+		return monitorModel(ctx, dir, loaded, heldout, o.MonitorSamples, o.Sampling, opt.Seed, 100, o.Common)
 	}
 	save := func(step int) error {
 		if err := model.SaveCheckpoint(mctx, dir.Checkpoints(res.Name), max(o.KeepCheckpoints, 1)); err != nil {
@@ -320,12 +323,17 @@ func Train(ctx context.Context, o TrainOptions) (TrainResult, error) {
 			stepHook(done)
 		}
 	}
+	// With the full vocabulary the weights are a GPT-2 that HF tools can load: export them.
+	if res.Step == opt.Steps && !res.Interrupted && vocab.Identity() {
+		if err := model.SaveHF(mctx, cfg, dir.HFExport(res.Name)); err != nil {
+			return res, fmt.Errorf("training %q: exporting HF weights: %w", res.Name, err)
+		}
+	}
 	res.Elapsed = time.Since(start)
 	if s := res.Elapsed.Seconds(); s > 0 {
 		res.TokensPerS = float64(stepsThisCall) * float64(tokensPerStep) / s
 	}
 	bar.done()
-	o.logf("%s", res)
 	return res, nil
 }
 
