@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -370,6 +371,39 @@ func TestStepRejectsBadInput(t *testing.T) {
 	for want, micro := range cases {
 		if _, err := tr.Step(micro); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad input (%s): err = %v", want, err)
+		}
+	}
+}
+
+func TestBFloat16TrainingLearns(t *testing.T) {
+	cfg := testConfig()
+	cfg.DType = dtypes.BFloat16
+	opts := DefaultOptions()
+	opts.Steps, opts.MicroBatch, opts.Accum, opts.LR = 30, 8, 1, 1e-2
+	ctx := context.New()
+	tr, err := NewTrainer(testBackend(t), ctx, cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(6, 6))
+	var first, last StepResult
+	for s := range opts.Steps {
+		res, err := tr.Step([][][]int32{patternBatch(rng, 8, 17, cfg.VocabSize)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s == 0 {
+			first = res
+		}
+		last = res
+	}
+	if math.IsNaN(last.Loss) || last.Loss > first.Loss-0.5 {
+		t.Errorf("bf16 training: loss %g → %g", first.Loss, last.Loss)
+	}
+	// Weights and optimizer state stay float32 (mixed precision).
+	for v := range ctx.IterVariables() {
+		if isModelParam(v) && v.DType() != dtypes.Float32 {
+			t.Errorf("%s/%s is %s, want float32", v.Scope(), v.Name(), v.DType())
 		}
 	}
 }
