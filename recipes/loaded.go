@@ -39,6 +39,7 @@ type Loaded struct {
 	tok     *data.Tokenizer
 	scorer  data.Scorer
 	gens    map[int]*model.Generator // by batch size
+	busy    chan struct{}            // closed when the last Continue's generation has finished
 }
 
 // trainConfig is models/<name>/train.json: what Train ran with; LoadModel rebuilds the model from it and
@@ -352,9 +353,30 @@ func (l *Loaded) samples(ctx context.Context, prompt string, prefixes []string, 
 }
 
 // Continue generates n continuations of prompt under each prefix, scored for toxicity. Cancelling ctx
-// stops between batches.
+// returns at once with ctx's error; the batch being decoded finishes in the background and the next call
+// waits for it.
 func (l *Loaded) Continue(ctx context.Context, prompt string, prefixes []string, n int, s model.SampleOptions) ([]Continuation, error) {
-	return l.samples(ctx, prompt, prefixes, n, n, s)
+	if l.busy != nil {
+		<-l.busy // an abandoned generation still holds the model
+	}
+	busy := make(chan struct{})
+	l.busy = busy
+	type result struct {
+		samples []Continuation
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer close(busy)
+		smp, err := l.samples(ctx, prompt, prefixes, n, n, s)
+		done <- result{smp, err}
+	}()
+	select {
+	case r := <-done:
+		return r.samples, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // likelihood runs the control-token likelihood test on held-out sentences: d(s) = log P(s | EOS

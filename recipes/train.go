@@ -235,7 +235,12 @@ func Train(ctx context.Context, o TrainOptions) (TrainResult, error) {
 		loaded.Step, loaded.TokensSeen = step, int64(step)*tokensPerStep
 		return monitorModel(ctx, dir, loaded, heldout, o.MonitorSamples, o.Sampling, opt.Seed, 100, o.Common)
 	}
+	lastSaved := startStep
 	save := func(step int) error {
+		if step == lastSaved && found {
+			return nil // this state is already the latest checkpoint
+		}
+		lastSaved, found = step, true
 		if err := model.SaveCheckpoint(mctx, dir.Checkpoints(res.Name), max(o.KeepCheckpoints, 1)); err != nil {
 			return fmt.Errorf("training %q: saving the checkpoint at step %d: %w", res.Name, step, err)
 		}

@@ -249,7 +249,9 @@ func cmdTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := recipes.InterruptContext()
 	defer stop()
 	res, err := recipes.Train(ctx, o)
-	fmt.Fprintln(stdout, res)
+	if err == nil || res.Step > 0 {
+		fmt.Fprintln(stdout, res)
+	}
 	return err
 }
 
@@ -374,7 +376,9 @@ func cmdReproduce(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := recipes.InterruptContext()
 	defer stop()
 	res, err := recipes.Reproduce(ctx, o)
-	fmt.Fprintln(stdout, res)
+	if err == nil || len(res.Evals) > 0 {
+		fmt.Fprintln(stdout, res)
+	}
 	return err
 }
 
