@@ -460,8 +460,8 @@ type sampler struct {
 	opts   SampleOptions
 	rng    *rand.Rand
 	banned []int
-	// Scratch scores per worker goroutine, reused across rows and steps.
-	scratch [samplerWorkers][]float64
+	// Scratch per worker goroutine, reused across rows and steps.
+	scratch [samplerWorkers]pickScratch
 }
 
 func newSampler(vocab int, opts SampleOptions) *sampler {
@@ -484,15 +484,15 @@ func (s *sampler) pickBatch(logits []float32, vocab, length int, finished []bool
 	picks := make([]int, batch)
 	var wg sync.WaitGroup
 	for w := range samplerWorkers {
-		if len(s.scratch[w]) != vocab {
-			s.scratch[w] = make([]float64, vocab)
+		if len(s.scratch[w].scores) != vocab {
+			s.scratch[w].scores = make([]float64, vocab)
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for row := w; row < batch; row += samplerWorkers {
 				if !finished[row] {
-					picks[row] = s.pick(logits[row*vocab:(row+1)*vocab], length, uniforms[row], s.scratch[w])
+					picks[row] = s.pick(logits[row*vocab:(row+1)*vocab], length, uniforms[row], &s.scratch[w])
 				}
 			}
 		}()
@@ -501,9 +501,16 @@ func (s *sampler) pickBatch(logits []float32, vocab, length int, finished []bool
 	return picks
 }
 
-// pick processes one row of logits into a token: scores are float64 copies in scratch.
-func (s *sampler) pick(logits []float32, length int, uniform float64, scores []float64) int {
+// pickScratch is one worker's reusable memory: the row's scores and the top-p buffers.
+type pickScratch struct {
+	scores []float64
+	topP   topPScratch
+}
+
+// pick processes one row of logits into a token (scratch.scores has the vocabulary's length).
+func (s *sampler) pick(logits []float32, length int, uniform float64, scratch *pickScratch) int {
 	opts := s.opts
+	scores := scratch.scores
 	for i, l := range logits {
 		scores[i] = float64(l)
 	}
@@ -527,7 +534,7 @@ func (s *sampler) pick(logits []float32, length int, uniform float64, scores []f
 	}
 	probs := softmaxInPlace(scores) // scores now hold probabilities
 	if opts.TopP > 0 && opts.TopP < 1 {
-		applyTopP(probs, opts.TopP)
+		applyTopP(probs, opts.TopP, &scratch.topP)
 	}
 	return sampleFrom(probs, uniform)
 }
@@ -573,26 +580,38 @@ func softmaxInPlace(scores []float64) []float64 {
 	return scores
 }
 
+// topPScratch holds applyTopP's index buffers so a worker reuses them across rows and steps.
+type topPScratch struct {
+	undecided, above, equal, below, kept []int32
+	keptProbs                            []float64
+}
+
 // applyTopP zeroes every probability outside the nucleus and renormalises. The nucleus is the smallest
 // set of most likely tokens whose cumulative probability reaches topP (HF TopPLogitsWarper: a token is
 // removed when the mass of the tokens more likely than it is already ≥ topP), always at least one token;
-// equal probabilities are taken in id order.
+// equal probabilities are taken in id order. scratch may be nil.
 //
 // Sorting all V probabilities of every row at every step is slow when the distribution is flat (the
 // nucleus is then most of the vocabulary), so the cut is found by a weighted quickselect instead:
 // partition the undecided tokens around a pivot probability; if the tokens above the pivot (plus those
 // already kept) reach topP the cut lies among them, otherwise keep them all and continue below. Expected
 // O(V) per row.
-func applyTopP(probs []float64, topP float64) {
-	undecided := make([]int, 0, len(probs))
+func applyTopP(probs []float64, topP float64, scratch *topPScratch) {
+	if scratch == nil {
+		scratch = &topPScratch{}
+	}
+	// Tokens below (1 − topP)/V can be skipped at once: together they weigh less than 1 − topP, so the
+	// tokens above the bound already reach topP and the nucleus lies among them.
+	bound := (1 - topP) / float64(len(probs))
+	undecided := scratch.undecided[:0]
 	for i, p := range probs {
-		if p > 0 {
-			undecided = append(undecided, i)
+		if p > 0 && p >= bound {
+			undecided = append(undecided, int32(i))
 		}
 	}
-	kept := make([]int, 0, 64)
+	kept := scratch.kept[:0]
 	mass := 0.0 // of the kept tokens
-	var above, equal, below []int
+	above, equal, below := scratch.above[:0], scratch.equal[:0], scratch.below[:0]
 	for len(undecided) > 0 && (len(kept) == 0 || mass < topP) {
 		// Median of three as the pivot: deterministic and robust to sorted input.
 		a, b, c := probs[undecided[0]], probs[undecided[len(undecided)/2]], probs[undecided[len(undecided)-1]]
@@ -617,7 +636,7 @@ func applyTopP(probs []float64, topP float64) {
 		}
 		kept = append(kept, above...)
 		mass += massAbove
-		// Tokens equal to the pivot, in id order (undecided keeps ids ascending), one by one.
+		// Tokens equal to the pivot, in id order (the partitions keep ids ascending), one by one.
 		for _, id := range equal {
 			if len(kept) > 0 && mass >= topP {
 				break
@@ -627,14 +646,16 @@ func applyTopP(probs []float64, topP float64) {
 		}
 		undecided = append(undecided[:0], below...)
 	}
-	keptProbs := make([]float64, len(kept))
-	for j, id := range kept {
-		keptProbs[j] = probs[id]
+	keptProbs := scratch.keptProbs[:0]
+	for _, id := range kept {
+		keptProbs = append(keptProbs, probs[id])
 	}
 	clear(probs)
 	for j, id := range kept {
 		probs[id] = keptProbs[j] / mass
 	}
+	scratch.undecided, scratch.above, scratch.equal, scratch.below = undecided, above, equal, below
+	scratch.kept, scratch.keptProbs = kept, keptProbs
 }
 
 // sampleFrom draws the token whose cumulative-probability interval contains uniform ∈ [0,1).

@@ -249,7 +249,7 @@ func TestTopPKeepsSmallestSetReachingP(t *testing.T) {
 	}
 	for _, c := range cases {
 		got := slices.Clone(probs)
-		applyTopP(got, c.topP)
+		applyTopP(got, c.topP, nil)
 		mass := 0.0
 		for _, id := range c.keep {
 			mass += probs[id]
@@ -270,7 +270,7 @@ func TestTopPKeepsSmallestSetReachingP(t *testing.T) {
 		tail[i] = 0.5 / float64(len(tail)-1)
 	}
 	tail[123] = 0.5
-	applyTopP(tail, 0.5)
+	applyTopP(tail, 0.5, nil)
 	if tail[123] != 1 {
 		t.Errorf("top_p 0.5 with one token of mass 0.5: it has %g after top-p, want 1", tail[123])
 	}
@@ -298,6 +298,7 @@ func referenceTopP(probs []float64, topP float64) []bool {
 
 func TestTopPMatchesFullSortOnRandomDistributions(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
+	var shared topPScratch // reused across trials, as the sampler's workers do
 	for trial := range 200 {
 		vocab := 10 + rng.IntN(3000)
 		scores := make([]float64, vocab)
@@ -312,7 +313,7 @@ func TestTopPMatchesFullSortOnRandomDistributions(t *testing.T) {
 		topP := rng.Float64()
 		want := referenceTopP(probs, topP)
 		got := slices.Clone(probs)
-		applyTopP(got, topP)
+		applyTopP(got, topP, &shared)
 		for i := range got {
 			if (got[i] > 0) != want[i] {
 				t.Fatalf("trial %d (vocab %d, top_p %.3f): token %d kept=%v, reference %v", trial, vocab, topP, i, got[i] > 0, want[i])
@@ -352,7 +353,7 @@ func TestTopKAndSampling(t *testing.T) {
 
 	// Temperature sharpens: the full pipeline with T → small picks the argmax.
 	s := newSampler(4, SampleOptions{Temperature: 1e-3, TopP: 1, EOS: -1})
-	if got := s.pick([]float32{0.1, 0.3, 0.2, 0.25}, 1, 0.999, make([]float64, 4)); got != 1 {
+	if got := s.pick([]float32{0.1, 0.3, 0.2, 0.25}, 1, 0.999, &pickScratch{scores: make([]float64, 4)}); got != 1 {
 		t.Errorf("temperature 1e-3 picked %d, want the argmax 1", got)
 	}
 }
