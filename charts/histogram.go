@@ -40,14 +40,15 @@ func readManifest(dir rundir.Dir, objective string) (rundir.Manifest, string, er
 	return rundir.Manifest{}, objective, fmt.Errorf("%s is missing: run the data stage with objective %q first", rel(dir, dir.Manifest(objective)), objective)
 }
 
-// binLabel names a log-spaced bin by its edges.
-func binLabel(lo, hi float64) string {
-	return strconv.FormatFloat(lo, 'g', 3, 64) + "–" + strconv.FormatFloat(hi, 'g', 3, 64)
+// binLabel names a log-spaced bin by its lower edge (the tooltip and the axis name say the rest).
+func binLabel(lo float64) string {
+	return "≥ " + strconv.FormatFloat(lo, 'g', 2, 64)
 }
 
 // ScoreHistogram draws the data stage's histogram of sentence toxicity scores (log10-spaced
-// bins, Manifest.ScoreHistogram), stacked into the sentences that got <|aligned|> and those that
-// got <|misaligned|>, with the bin holding the threshold marked. Objective "" takes the first
+// bins, Manifest.ScoreHistogram), split into the sentences that got <|aligned|> and those that
+// got <|misaligned|> (side by side), with the bin holding the threshold marked. The count axis is
+// logarithmic: with a low threshold the toxic tail is orders of magnitude smaller than the bulk. Objective "" takes the first
 // manifest present (conditional, then mle, then filter).
 func ScoreHistogram(dir rundir.Dir, objective string) Chart {
 	const title = "Sentence toxicity scores in the training data"
@@ -67,7 +68,7 @@ func ScoreHistogram(dir rundir.Dir, objective string) Chart {
 	labels := make([]string, len(h.Counts))
 	thresholdBin := -1
 	for i := range h.Counts {
-		labels[i] = binLabel(h.Edges[i], h.Edges[i+1])
+		labels[i] = binLabel(h.Edges[i])
 		if m.Threshold >= h.Edges[i] && m.Threshold < h.Edges[i+1] {
 			thresholdBin = i
 		}
@@ -79,14 +80,18 @@ func ScoreHistogram(dir rundir.Dir, objective string) Chart {
 		gecharts.WithGridOpts(opts.Grid{Left: "80", Right: "32", Top: "48", Bottom: "80"}),
 		gecharts.WithXAxisOpts(opts.XAxis{Type: "category", Name: "toxicity score (log-spaced bins)", NameLocation: "middle", NameGap: 58,
 			AxisLabel: &opts.AxisLabel{Rotate: 30}}),
-		gecharts.WithYAxisOpts(opts.YAxis{Type: "value", Name: "sentences", NameLocation: "middle", NameGap: 56}),
+		gecharts.WithYAxisOpts(opts.YAxis{Type: "log", Name: "sentences (log)", NameLocation: "middle", NameGap: 56}),
 		gecharts.WithAnimation(false),
 	)
 	bar.SetXAxis(labels)
+	// An empty bin is "-" (no bar): a log axis has no place for 0.
 	barData := func(v []int64) []opts.BarData {
 		out := make([]opts.BarData, len(v))
 		for i, c := range v {
 			out[i] = opts.BarData{Value: c}
+			if c == 0 {
+				out[i].Value = "-"
+			}
 		}
 		return out
 	}
@@ -102,14 +107,14 @@ func ScoreHistogram(dir rundir.Dir, objective string) Chart {
 				Label:     &opts.Label{Show: opts.Bool(true), Formatter: "{b}"},
 			}))
 	}
-	stacked := gecharts.WithBarChartOpts(opts.BarChart{Stack: "sentences", BarCategoryGap: "10%"})
+	grouped := gecharts.WithBarChartOpts(opts.BarChart{BarGap: "0%", BarCategoryGap: "20%"})
 	if split {
-		bar.AddSeries("aligned (<|aligned|>)", barData(h.Aligned), stacked,
+		bar.AddSeries("aligned (<|aligned|>)", barData(h.Aligned), grouped,
 			gecharts.WithItemStyleOpts(opts.ItemStyle{Color: colorAligned}))
-		bar.AddSeries("misaligned (<|misaligned|>)", barData(h.Misaligned), append([]gecharts.SeriesOpts{stacked,
+		bar.AddSeries("misaligned (<|misaligned|>)", barData(h.Misaligned), append([]gecharts.SeriesOpts{grouped,
 			gecharts.WithItemStyleOpts(opts.ItemStyle{Color: colorMisaligned})}, marker...)...)
 	} else {
-		bar.AddSeries("sentences", barData(h.Counts), append([]gecharts.SeriesOpts{stacked}, marker...)...)
+		bar.AddSeries("sentences", barData(h.Counts), append([]gecharts.SeriesOpts{grouped}, marker...)...)
 	}
 	c := fromGoEcharts(title, bar)
 	c.Notes = append(c.Notes, fmt.Sprintf("%s data: %d sentences, %d aligned, %d misaligned, %d without a control token; threshold %g (score above it → <|misaligned|>).",
