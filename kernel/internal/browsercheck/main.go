@@ -80,6 +80,13 @@ func check(bin, page string) ([]chart, []string, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("chromium on %s: %w\n%s", page, err, logs)
 	}
+	charts, problems := parse(dom, logs)
+	return charts, problems, nil
+}
+
+// parse reads the charts' states from the DOM Chromium dumped after the scripts ran, and the
+// JavaScript errors from its console log.
+func parse(dom, logs string) ([]chart, []string) {
 	var charts []chart
 	for _, m := range chartRe.FindAllStringSubmatch(dom, -1) {
 		c := chart{title: m[1], state: "not initialised"}
@@ -101,7 +108,7 @@ func check(bin, page string) ([]chart, []string, error) {
 			problems = append(problems, fmt.Sprintf("console: %s (%s)", m[1], m[2]))
 		}
 	}
-	return charts, problems, nil
+	return charts, problems
 }
 
 func main() {
