@@ -115,7 +115,7 @@ func Reproduce(ctx context.Context, o ReproduceOptions) (ReproduceResult, error)
 		if err != nil {
 			return res, err
 		}
-		common.logf("%s", ev)
+		common.logf("eval %s: done (summary at the end)", ev.Summary.Model)
 		res.Evals = append(res.Evals, ev.Summary)
 		objectives = nil
 	}
@@ -137,7 +137,7 @@ func Reproduce(ctx context.Context, o ReproduceOptions) (ReproduceResult, error)
 		if err != nil {
 			return res, err
 		}
-		common.logf("%s", ev)
+		common.logf("eval %s: done (summary at the end)", obj)
 		res.Evals = append(res.Evals, ev.Summary)
 	}
 	rep, err := Report(ctx, ReportOptions{Common: common})
