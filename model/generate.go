@@ -346,7 +346,7 @@ func lastLogitsGraph(ctx *context.Context, cfg Config, tokens *Node) *Node {
 	hidden := Hidden(ctx, cfg, tokens)
 	t := tokens.Shape().Dimensions[1]
 	last := SliceAxis(hidden, 1, AxisRange(t-1, t))
-	return Squeeze(LMHead(ctx, cfg, last), 1)
+	return decodeLogits(ctx, cfg, last) // the same LM head as the cached path: the comparison isolates the cache
 }
 
 // prefillGraph runs the prompt tokens [B,P] through the model with causal attention and returns the
