@@ -72,6 +72,8 @@ type TrainOptions struct {
 	DType           string // float32 | bfloat16 (bf16 is ~2.3× slower than float32 on the pure-Go backend)
 	Dropout         float64
 	ContextLen      int // the model's context (n_positions); 0 = the preset's. The demo uses 64.
+	// Model size overrides (0 = the preset's): width (n_embd), layers (n_layer), heads (n_head).
+	Width, Layers, Heads int
 	CheckpointEvery int // steps between checkpoints (paper 5000)
 	KeepCheckpoints int // how many checkpoints to keep
 	LogEvery        int // steps between metric rows

@@ -132,6 +132,18 @@ func Train(ctx context.Context, o TrainOptions) (TrainResult, error) {
 	if o.ContextLen > 0 {
 		cfg.ContextLen = o.ContextLen
 	}
+	if o.Width > 0 {
+		cfg.NEmbd = o.Width
+	}
+	if o.Layers > 0 {
+		cfg.NLayer = o.Layers
+	}
+	if o.Heads > 0 {
+		cfg.NHead = o.Heads
+	}
+	if err := cfg.Validate(); err != nil {
+		return res, fmt.Errorf("training %q: %w", res.Name, err)
+	}
 	if manifest.ContextLen-1 > cfg.ContextLen {
 		return res, fmt.Errorf("training %q: data blocks have %d tokens but preset %s has a %d-token context: rebuild the data with --context %d or raise the model's --context",
 			res.Name, manifest.ContextLen, cfg.Name, cfg.ContextLen, cfg.ContextLen)
