@@ -57,8 +57,9 @@ type Generator struct {
 
 	mu       sync.Mutex
 	prefills map[int]*context.Exec // by cache length M: tokens [B,P] → last logits [B,V], caches
-	steps    map[int]*context.Exec // by cache length M: token [B,1], position, caches → logits, caches
+	steps    map[int]*context.Exec // by cache length M: token [B,1], position, weightsT, caches → logits, caches
 	full     *context.Exec         // NoCache: tokens [B,T] → last logits [B,V]
+	weightsT *context.Exec         // the blocks' Conv1D weights, transposed (see transposedWeights)
 }
 
 // NewGenerator prepares generation for the model in ctx, which must already hold its weights (Init,
@@ -93,10 +94,12 @@ func (g *Generator) Close() {
 	for _, e := range g.steps {
 		e.Finalize()
 	}
-	if g.full != nil {
-		g.full.Finalize()
+	for _, e := range []*context.Exec{g.full, g.weightsT} {
+		if e != nil {
+			e.Finalize()
+		}
 	}
-	g.prefills, g.steps, g.full = map[int]*context.Exec{}, map[int]*context.Exec{}, nil
+	g.prefills, g.steps, g.full, g.weightsT = map[int]*context.Exec{}, map[int]*context.Exec{}, nil, nil
 }
 
 // validate checks the options against the model and returns a clear error for the first bad field.
@@ -160,9 +163,18 @@ func (g *Generator) Generate(prompts [][]int, opts SampleOptions) ([][]int, erro
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	sampler := newSampler(g.cfg.VocabSize, opts)
+	var weightsT []*tensors.Tensor
+	if !opts.NoCache {
+		// Taken from the variables at every call: the weights may have changed (training) since the last.
+		var err error
+		if weightsT, err = g.transposedWeights(); err != nil {
+			return nil, fmt.Errorf("Generate: %w", err)
+		}
+		defer finalizeAll(weightsT)
+	}
 	for start := 0; start < len(prompts); start += g.batch {
 		end := min(start+g.batch, len(prompts))
-		chunk, err := g.generateBatch(prompts[start:end], opts, sampler)
+		chunk, err := g.generateBatch(prompts[start:end], opts, sampler, weightsT)
 		if err != nil {
 			return nil, fmt.Errorf("Generate: prompts %d..%d: %w", start, end-1, err)
 		}
@@ -173,7 +185,7 @@ func (g *Generator) Generate(prompts [][]int, opts SampleOptions) ([][]int, erro
 
 // generateBatch decodes up to g.batch prompts; missing rows are padded with copies of the first prompt
 // and their output dropped.
-func (g *Generator) generateBatch(prompts [][]int, opts SampleOptions, sampler *sampler) ([][]int, error) {
+func (g *Generator) generateBatch(prompts [][]int, opts SampleOptions, sampler *sampler, weightsT []*tensors.Tensor) ([][]int, error) {
 	batch, promptLen := g.batch, len(prompts[0])
 	tokens := make([][]int32, batch) // the whole sequences so far (the NoCache path feeds them all)
 	finished := make([]bool, batch)
@@ -233,7 +245,7 @@ func (g *Generator) generateBatch(prompts [][]int, opts SampleOptions, sampler *
 		if opts.NoCache {
 			logits, err = g.runFull(tokens)
 		} else {
-			logits, caches, err = g.runStep(next, length, caches)
+			logits, caches, err = g.runStep(next, length, weightsT, caches)
 		}
 		if err != nil {
 			return nil, err
@@ -280,21 +292,25 @@ func (g *Generator) runPrefill(tokens [][]int32, cacheLen int) ([]float32, []*te
 
 // runStep decodes one token per row at position, consuming (donating) the caches and returning the
 // updated ones.
-func (g *Generator) runStep(next [][]int32, position int, caches []*tensors.Tensor) ([]float32, []*tensors.Tensor, error) {
+func (g *Generator) runStep(next [][]int32, position int, weightsT, caches []*tensors.Tensor) ([]float32, []*tensors.Tensor, error) {
 	cacheLen := caches[0].Shape().Dimensions[2]
 	exec, ok := g.steps[cacheLen]
 	if !ok {
 		var err error
+		numWeights := len(weightsT)
 		exec, err = context.NewExec(g.backend, g.ctx, func(ctx *context.Context, inputs []*Node) []*Node {
-			return decodeStepGraph(ctx, g.cfg, inputs[0], inputs[1], inputs[2:])
+			return decodeStepGraph(ctx, g.cfg, inputs[0], inputs[1], inputs[2:2+numWeights], inputs[2+numWeights:])
 		})
 		if err != nil {
 			return nil, nil, err
 		}
 		g.steps[cacheLen] = exec
 	}
-	args := make([]any, 0, 2+len(caches))
+	args := make([]any, 0, 2+len(weightsT)+len(caches))
 	args = append(args, next, int32(position))
+	for _, w := range weightsT {
+		args = append(args, w)
+	}
 	for _, cache := range caches {
 		// The old caches are not needed after this step: let the backend reuse their memory.
 		donated, err := DonateTensorBuffer(cache, g.backend, 0)
@@ -382,10 +398,65 @@ func prefillGraph(ctx *context.Context, cfg Config, tokens *Node, cacheLen int) 
 	return append(append([]*Node{logits}, keys...), values...)
 }
 
+// blockMatrices are the Conv1D layers of a transformer block, in the order the decode step takes their
+// transposed weights.
+var blockMatrices = [][2]string{{"attn", "c_attn"}, {"attn", "c_proj"}, {"mlp", "c_fc"}, {"mlp", "c_proj"}}
+
+// transposedWeights returns every block's Conv1D weights transposed to [out, in] (layer by layer, in
+// blockMatrices order). HF stores them [in, out]; simplego multiplies a few rows by a weight only after
+// laying it out as [out, in], so with the stored layout every decode step would transpose every weight
+// (for GPT-2 small at batch 1 that is half of the step's time). Transposing once per Generate call
+// avoids it.
+func (g *Generator) transposedWeights() ([]*tensors.Tensor, error) {
+	if g.weightsT == nil {
+		var err error
+		g.weightsT, err = context.NewExec(g.backend, g.ctx, func(ctx *context.Context, graph *Graph) []*Node {
+			var transposed []*Node
+			for i := range g.cfg.NLayer {
+				for _, m := range blockMatrices {
+					layer := Layer(ctx, i).In(m[0]).In(m[1])
+					v := layer.GetVariableByScopeAndName(layer.Scope(), "weight")
+					if v == nil {
+						panic(fmt.Errorf("variable %s/weight is missing", layer.Scope()))
+					}
+					transposed = append(transposed, Transpose(v.ValueGraph(graph), 0, 1))
+				}
+			}
+			return transposed
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	var outputs []*tensors.Tensor
+	var err error
+	if perr := recoverAsError(func() { outputs, err = g.weightsT.Exec() }); perr != nil {
+		err = perr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("transposing the weights for decoding: %w", err)
+	}
+	return outputs, nil
+}
+
+// linearT is HF's Conv1D (y = x·W + b) with the weight given transposed, wT = Wᵀ [out, in]; ctx is the
+// layer's scope (for the bias). Like the forward pass, the product runs in cfg.DType.
+func linearT(ctx *context.Context, cfg Config, x, wT *Node) *Node {
+	bias := variable(ctx, "bias", zerosInit, wT.Shape().Dimensions[0]).ValueGraph(x.Graph())
+	if cfg.DType != dtypes.Float32 && cfg.DType != dtypes.InvalidDType {
+		x, wT = ConvertDType(x, cfg.DType), ConvertDType(wT, cfg.DType)
+	}
+	y := DotGeneral(x, []int{x.Rank() - 1}, nil, wT, []int{1}, nil)
+	return Add(ConvertDType(y, dtypes.Float32), toRank(bias, y.Rank()))
+}
+
 // decodeStepGraph runs one new token per row: tokens [B,1] at position (int32 scalar, the same for every
-// row), caches = L key caches then L value caches [B,H,M,Dh]. Returns the logits [B,V] followed by the
-// updated caches.
-func decodeStepGraph(ctx *context.Context, cfg Config, tokens, position *Node, caches []*Node) []*Node {
+// row), weightsT from transposedWeights, caches = L key caches then L value caches [B,H,M,Dh]. Returns
+// the logits [B,V] followed by the updated caches.
+//
+// The block is GPT2Block (see Block) written out with the transposed weights; inference only, so no
+// dropout. The tests compare it with Logits at every position.
+func decodeStepGraph(ctx *context.Context, cfg Config, tokens, position *Node, weightsT, caches []*Node) []*Node {
 	g := tokens.Graph()
 	numLayers := cfg.NLayer
 	if len(caches) != 2*numLayers {
@@ -402,14 +473,30 @@ func decodeStepGraph(ctx *context.Context, cfg Config, tokens, position *Node, c
 	isCurrent := BroadcastToDims(Reshape(Equal(slots, position), 1, 1, cacheLen, 1), cacheDims...)
 	visible := Reshape(LessOrEqual(slots, position), 1, cacheLen) // [T=1, S=M]
 
+	if len(weightsT) != len(blockMatrices)*numLayers {
+		panic(fmt.Errorf("decode step: %d transposed weights, want %d per layer × %d layers", len(weightsT), len(blockMatrices), numLayers))
+	}
+	batch, heads, headDim, d := cacheDims[0], cfg.NHead, cfg.HeadDim(), cfg.NEmbd
 	outputs := make([]*Node, 1+2*numLayers)
 	for i := range numLayers {
 		layer := Layer(ctx, i)
-		q, k, v := QKV(layer, cfg, LayerNorm(layer.In("ln_1"), x, cfg.LayerNormEps)) // [B,H,1,Dh]
+		w := weightsT[len(blockMatrices)*i:]
+		// Attention: fused q, k, v [B,1,3D] → [3,B,H,1,Dh] (as QKV does), the new k, v written into slot
+		// `position` of the caches, then the query attends to slots ≤ position.
+		h := LayerNorm(layer.In("ln_1"), x, cfg.LayerNormEps)
+		qkv := linearT(layer.In("attn").In("c_attn"), cfg, h, w[0])
+		qkv = TransposeAllAxes(Reshape(qkv, batch, 1, 3, heads, headDim), 2, 0, 3, 1, 4)
+		head := func(j int) *Node { return Reshape(SliceAxis(qkv, 0, AxisRange(j, j+1)), batch, heads, 1, headDim) }
+		q, k, v := head(0), head(1), head(2)
 		keys := Where(isCurrent, BroadcastToDims(k, cacheDims...), caches[i])
 		values := Where(isCurrent, BroadcastToDims(v, cacheDims...), caches[numLayers+i])
-		x = Add(x, AttnOut(layer, cfg, Attend(q, keys, values, visible)))
-		x = Add(x, MLP(layer, cfg, LayerNorm(layer.In("ln_2"), x, cfg.LayerNormEps)))
+		y := Attend(q, keys, values, visible)                            // [B,H,1,Dh]
+		y = Reshape(TransposeAllAxes(y, 0, 2, 1, 3), batch, 1, d)        // merge the heads
+		x = Add(x, linearT(layer.In("attn").In("c_proj"), cfg, y, w[1])) // residual
+		// MLP: c_fc, tanh-GELU, c_proj, residual.
+		h = LayerNorm(layer.In("ln_2"), x, cfg.LayerNormEps)
+		h = geluTanh(linearT(layer.In("mlp").In("c_fc"), cfg, h, w[2]))
+		x = Add(x, linearT(layer.In("mlp").In("c_proj"), cfg, h, w[3]))
 		outputs[1+i], outputs[1+numLayers+i] = keys, values
 	}
 	x = LayerNorm(ctx.In("ln_f"), x, cfg.LayerNormEps)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -21,11 +22,31 @@ func peakedTestConfig() Config {
 	return cfg
 }
 
+// randomizeWeights sets every variable of the model to N(0, 0.3²) values (HF init leaves biases at 0
+// and LayerNorm at 1/0, which would hide a bias or LayerNorm taken from the wrong scope).
+func randomizeWeights(t *testing.T, ctx *context.Context, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 3))
+	for v := range ctx.IterVariables() {
+		if v.DType() != dtypes.Float32 {
+			continue
+		}
+		values := make([]float32, v.Shape().Size())
+		for i := range values {
+			values[i] = float32(0.3 * rng.NormFloat64())
+		}
+		if err := v.SetValue(tensors.FromFlatDataAndDimensions(values, v.Shape().Dimensions...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestKVCacheLogitsMatchFullForward feeds the same sequence through prefill + decode steps and
 // through the full forward pass, comparing the logits at every position.
 func TestKVCacheLogitsMatchFullForward(t *testing.T) {
 	cfg := peakedTestConfig()
 	backend, ctx := newSeededModel(t, cfg, 21)
+	randomizeWeights(t, ctx, 21) // non-zero biases and LayerNorm parameters too, so none can be mixed up
 	gen, err := NewGenerator(backend, ctx, cfg, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +70,10 @@ func TestKVCacheLogitsMatchFullForward(t *testing.T) {
 		for row := range prompts {
 			prompts[row] = sequences[row][:promptLen]
 		}
+		weightsT, err := gen.transposedWeights()
+		if err != nil {
+			t.Fatal(err)
+		}
 		logits, caches, err := gen.runPrefill(prompts, cfg.ContextLen)
 		if err != nil {
 			t.Fatal(err)
@@ -60,7 +85,7 @@ func TestKVCacheLogitsMatchFullForward(t *testing.T) {
 				for row := range next {
 					next[row] = []int32{sequences[row][position]}
 				}
-				logits, caches, err = gen.runStep(next, position, caches)
+				logits, caches, err = gen.runStep(next, position, weightsT, caches)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -73,6 +98,7 @@ func TestKVCacheLogitsMatchFullForward(t *testing.T) {
 			}
 		}
 		finalizeAll(caches)
+		finalizeAll(weightsT)
 		if maxDiff > 1e-4 {
 			t.Errorf("prompt length %d: cached logits differ from the full forward pass by up to %g", promptLen, maxDiff)
 		}
