@@ -203,11 +203,13 @@ func TestResumeAfterSIGKILLMatchesUninterruptedRun(t *testing.T) {
 	const steps = 30
 
 	ref := testTrainOptions(run, "reference", steps)
+	ref.MonitorEvery, ref.MonitorSamples = 10, 2 // monitoring must not disturb the training state
 	if _, err := Train(ctx, ref); err != nil {
 		t.Fatal(err)
 	}
 
 	killed := testTrainOptions(run, "killed", steps)
+	killed.MonitorEvery, killed.MonitorSamples = 10, 2
 	spec, _ := json.Marshal(killed)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
@@ -249,6 +251,17 @@ func TestResumeAfterSIGKILLMatchesUninterruptedRun(t *testing.T) {
 	got, _ := rundir.ReadJSONL[rundir.MetricRow](dir.Metrics("killed"))
 	if len(got) != steps || len(want) != steps {
 		t.Fatalf("rows: resumed %d, reference %d, want %d each (killed at step %d)", len(got), len(want), steps, killedAt)
+	}
+	// The monitoring rows (samples are a function of the seed and the step) match too.
+	wantTox, _ := rundir.ReadJSONL[rundir.ToxicityRow](dir.Toxicity("reference"))
+	gotTox, _ := rundir.ReadJSONL[rundir.ToxicityRow](dir.Toxicity("killed"))
+	if len(gotTox) != len(wantTox) || len(wantTox) != 4*3 {
+		t.Fatalf("toxicity rows: resumed %d, reference %d, want 12", len(gotTox), len(wantTox))
+	}
+	for i := range wantTox {
+		if gotTox[i] != wantTox[i] {
+			t.Errorf("toxicity row %d: resumed %+v, uninterrupted %+v", i, gotTox[i], wantTox[i])
+		}
 	}
 	for i := range want {
 		w, g := want[i], got[i]
