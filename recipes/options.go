@@ -68,15 +68,15 @@ type TrainOptions struct {
 	HF        string // initialise from an HF checkpoint (dir) instead of from scratch
 	Opt       train.Options
 	// TokenBudget, when > 0, sets the number of steps to ⌈budget / tokens per step⌉ (overrides Opt.Steps).
-	TokenBudget     int64
-	DType           string // float32 | bfloat16 (bf16 is ~2.3× slower than float32 on the pure-Go backend)
-	Dropout         float64
-	ContextLen      int // the model's context (n_positions); 0 = the preset's. The demo uses 64.
+	TokenBudget int64
+	DType       string // float32 | bfloat16 (bf16 is ~2.3× slower than float32 on the pure-Go backend)
+	Dropout     float64
+	ContextLen  int // the model's context (n_positions); 0 = the preset's. The demo uses 64.
 	// Model size overrides (0 = the preset's): width (n_embd), layers (n_layer), heads (n_head).
 	Width, Layers, Heads int
-	CheckpointEvery int // steps between checkpoints (paper 5000)
-	KeepCheckpoints int // how many checkpoints to keep
-	LogEvery        int // steps between metric rows
+	CheckpointEvery      int // steps between checkpoints (paper 5000)
+	KeepCheckpoints      int // how many checkpoints to keep
+	LogEvery             int // steps between metric rows
 	// Monitoring during training: every MonitorEvery steps, MonitorSamples samples per prefix are generated
 	// and scored, and the likelihood test runs on the held-out sentences. 0 = off.
 	MonitorEvery   int
