@@ -22,7 +22,8 @@ type option struct {
 		Type string `json:"type"`
 	} `json:"yAxis"`
 	Legend struct {
-		Data []string `json:"data"`
+		Data     []string        `json:"data"`
+		Selected map[string]bool `json:"selected"`
 	} `json:"legend"`
 	Series []struct {
 		Name      string            `json:"name"`
@@ -183,7 +184,7 @@ func TestToxicityChartPrefixesBandsAndLogAxis(t *testing.T) {
 	}
 	wantCurves := []string{"conditional / aligned", "conditional / misaligned", "conditional / none", "mle / none"}
 	if strings.Join(o.Legend.Data, ",") != strings.Join(wantCurves, ",") {
-		t.Errorf("legend %v, want %v (bands kept out)", o.Legend.Data, wantCurves)
+		t.Errorf("legend %v, want %v (each curve once)", o.Legend.Data, wantCurves)
 	}
 	s := o.Series[seriesNamed(t, o, "conditional / misaligned")]
 	if len(s.Data) != 4 {
@@ -206,7 +207,10 @@ func TestToxicityChartPrefixesBandsAndLogAxis(t *testing.T) {
 		if lower.Stack == "" || lower.Stack != b.Stack {
 			t.Fatalf("band %q: width series not stacked on its lower edge", b.Name)
 		}
-		if b.Name == "conditional / misaligned 95% CI" {
+		if b.Name != lower.Name {
+			t.Errorf("band %q and its lower edge %q must share a name (the legend toggles them together)", b.Name, lower.Name)
+		}
+		if b.Name == "conditional / misaligned" {
 			mean := fixture.MeanToxicity(0, rundir.PrefixMisaligned, 2, opt)
 			lo, w := point(t, lower.Data[2]), point(t, b.Data[2])
 			if math.Abs(lo[0]-0.8*mean) > 1e-12 || math.Abs(lo[0]+w[0]-(1.2*mean+0.001)) > 1e-12 {
@@ -226,6 +230,37 @@ func TestToxicityChartPrefixesBandsAndLogAxis(t *testing.T) {
 	}
 	if c := ToxicityChart(dir, "median"); c.OK() || !strings.Contains(c.Problem, "median") {
 		t.Errorf("unknown metric: want a problem naming it, got %q", c.Problem)
+	}
+}
+
+func TestToxicityHidesPrefixesOfModelsTrainedWithoutThem(t *testing.T) {
+	dir := newFixture(t, fixture.Options{Evals: 2})
+	// The MLE model sampled under every prefix, as the monitoring does for all models.
+	var rows []rundir.ToxicityRow
+	for _, p := range []string{rundir.PrefixAligned, rundir.PrefixMisaligned} {
+		rows = append(rows, rundir.ToxicityRow{Step: 5, TokensSeen: 100, Prefix: p, N: 4, Mean: 0.1, Max: 0.2})
+	}
+	if err := rundir.AppendJSONL(dir.Toxicity(rundir.MLE), rows...); err != nil {
+		t.Fatal(err)
+	}
+	c := ToxicityChart(dir, MetricMean)
+	o := decode(t, c)
+	want := map[string]bool{"conditional / aligned": true, "conditional / misaligned": true, "conditional / none": true,
+		"mle / aligned": false, "mle / misaligned": false, "mle / none": true}
+	if len(o.Legend.Selected) != len(want) {
+		t.Fatalf("legend selection %v, want %v", o.Legend.Selected, want)
+	}
+	for k, v := range want {
+		if o.Legend.Selected[k] != v {
+			t.Errorf("%s shown = %v, want %v", k, o.Legend.Selected[k], v)
+		}
+	}
+	if !strings.Contains(strings.Join(c.Notes, " "), "mle under the control prefixes") {
+		t.Errorf("notes %q should say what is hidden", c.Notes)
+	}
+	// Nothing hidden when every model is conditional (or its objective is unknown).
+	if o := decode(t, ToxicityChart(dir, MetricMean, rundir.Conditional)); o.Legend.Selected != nil {
+		t.Errorf("conditional only: selection %v, want none", o.Legend.Selected)
 	}
 }
 

@@ -224,8 +224,14 @@ func ToxicityChart(dir rundir.Dir, metric string, models ...string) Chart {
 		return v
 	}
 	drawn := 0
-	var legend []string // the curves only; the CI bands stay out of the legend
+	var legend []string // each curve once (its CI band shares its name, so they toggle together)
+	hidden := map[string]bool{}
+	var hiddenModels []string
 	for mi, name := range names {
+		// A model trained without control tokens only means something unprompted: its curves
+		// under the prefixes start hidden (the legend shows them).
+		objective := objectiveOf(dir, name)
+		onlyNone := objective != "" && objective != rundir.Conditional
 		path := dir.Toxicity(name)
 		rows, missing, err := readRows[rundir.ToxicityRow](path)
 		switch {
@@ -263,11 +269,18 @@ func ToxicityChart(dir rundir.Dir, metric string, models ...string) Chart {
 			}
 			series := name + " / " + prefix
 			color := prefixColor(prefix, pi)
+			// The curve before its band: the legend draws a name's icon from its first series.
+			lineSeries(line, series, xs, ys, styled(color, dashes[mi%len(dashes)])...)
 			if metric == MetricMean && hasCI {
 				ciBand(line, series, color, xs, lows, highs, yType == "log")
 			}
-			lineSeries(line, series, xs, ys, styled(color, dashes[mi%len(dashes)])...)
 			legend = append(legend, series)
+			if onlyNone && prefix != rundir.PrefixNone {
+				hidden[series] = true
+				if len(hiddenModels) == 0 || hiddenModels[len(hiddenModels)-1] != name {
+					hiddenModels = append(hiddenModels, name)
+				}
+			}
 			drawn++
 		}
 	}
@@ -280,11 +293,43 @@ func ToxicityChart(dir rundir.Dir, metric string, models ...string) Chart {
 	// Item tooltips: an axis tooltip would also list the invisible band series.
 	line.SetGlobalOptions(
 		gecharts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "item"}),
-		gecharts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Type: "scroll", Top: "0", Data: legend}),
+		gecharts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Type: "scroll", Top: "0", Data: legend, Selected: selected(legend, hidden)}),
 	)
+	if len(hiddenModels) > 0 {
+		notes = append(notes, fmt.Sprintf("Hidden at first (click the legend to show): %s under the control prefixes, trained without them.",
+			strings.Join(hiddenModels, ", ")))
+	}
 	c := fromGoEcharts(title, line)
 	c.Notes = notes
 	return c
+}
+
+// selected is the legend's initial state: every curve shown but the hidden ones (nil when none is).
+func selected(legend []string, hidden map[string]bool) map[string]bool {
+	if len(hidden) == 0 {
+		return nil
+	}
+	sel := make(map[string]bool, len(legend))
+	for _, name := range legend {
+		sel[name] = !hidden[name]
+	}
+	return sel
+}
+
+// objectiveOf is the objective a model was trained with: from its eval.json, else from the
+// "objective" field of its train.json, else "" (unknown).
+func objectiveOf(dir rundir.Dir, model string) string {
+	var e rundir.EvalSummary
+	if err := rundir.ReadJSON(dir.Eval(model), &e); err == nil && e.Objective != "" {
+		return e.Objective
+	}
+	var t struct {
+		Objective string `json:"objective"`
+	}
+	if err := rundir.ReadJSON(dir.TrainConfig(model), &t); err == nil {
+		return t.Objective
+	}
+	return ""
 }
 
 // prefixesOf lists the prefixes present, aligned first, then misaligned, none, then others.
@@ -319,7 +364,7 @@ func prefixesOf(rows []rundir.ToxicityRow) []string {
 // of the interval filled. The two series share the legend name "<series> 95% CI" so the
 // legend toggles the band as one item.
 func ciBand(line *gecharts.Line, series, color string, xs, lows, highs []float64, logAxis bool) {
-	name := series + " 95% CI"
+	name := series // same name as the curve: the legend toggles both
 	stack := "ci:" + series
 	y := func(v float64) float64 {
 		if logAxis {
