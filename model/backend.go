@@ -92,7 +92,7 @@ func newBackend(backendName, config string) (b backends.Backend, err error) {
 	if config != "" {
 		full += ":" + config
 	}
-	if perr := catchPanic(func() { b, err = backends.NewWithConfig(full) }); perr != nil {
+	if perr := CatchPanic(func() { b, err = backends.NewWithConfig(full) }); perr != nil {
 		return nil, fmt.Errorf("creating backend %q: %w", full, perr)
 	}
 	if err != nil {

@@ -58,7 +58,7 @@ func ExpandVocab(ctx *context.Context, cfg Config, newVocab int, seed int64) (Co
 	if err := ctx.DeleteVariable(v.Scope(), v.Name()); err != nil {
 		return cfg, fmt.Errorf("ExpandVocab: replacing wte: %w", err)
 	}
-	if err := catchPanic(func() {
+	if err := CatchPanic(func() {
 		wteCtx.Checked(false).VariableWithValue("weight", tensors.FromFlatDataAndDimensions(grown, newVocab, d))
 	}); err != nil {
 		return cfg, fmt.Errorf("ExpandVocab: creating the grown wte: %w", err)

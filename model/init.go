@@ -41,7 +41,7 @@ func DeclareVariables(backend backends.Backend, ctx *context.Context, cfg Config
 	}
 	// Building the forward graph of a [1,1] input declares exactly the variables the model uses; the graph
 	// is discarded, nothing is compiled or run.
-	return catchPanic(func() {
+	return CatchPanic(func() {
 		g := NewGraph(backend, "declare_variables")
 		defer g.Finalize()
 		tokens := Parameter(g, "tokens", shapeOf(dtypes.Int32, 1, 1))
@@ -74,8 +74,8 @@ func Init(backend backends.Backend, ctx *context.Context, cfg Config, seed int64
 	return nil
 }
 
-// catchPanic runs fn and turns a panic (GoMLX graph building reports errors by panicking) into an error.
-func catchPanic(fn func()) (err error) {
+// CatchPanic runs fn and turns a panic (GoMLX graph building reports errors by panicking) into an error.
+func CatchPanic(fn func()) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			if e, ok := r.(error); ok {

@@ -57,7 +57,7 @@ func NewTrainer(backend backends.Backend, ctx *context.Context, cfg model.Config
 	}
 	t := &Trainer{backend: backend, ctx: ctx, cfg: cfg, opts: opts}
 	var err error
-	if err = catchPanic(func() {
+	if err = model.CatchPanic(func() {
 		// Optimizer state, created eagerly so that it exists (zeros, or a checkpoint's values) before the
 		// first step.
 		for _, v := range modelParams(ctx) {
@@ -137,7 +137,7 @@ func (t *Trainer) Step(micro [][][]int32) (StepResult, error) {
 	stepSize := lr * math.Sqrt(1-math.Pow(t.opts.Beta2, n)) / (1 - math.Pow(t.opts.Beta1, n))
 	inputs = append(inputs, float32(stepSize), float32(1-lr*t.opts.WeightDecay))
 	var outs []*tensors.Tensor
-	if err := catchPanic(func() { outs, err = t.stepExec.Exec(inputs...) }); err != nil {
+	if err := model.CatchPanic(func() { outs, err = t.stepExec.Exec(inputs...) }); err != nil {
 		return StepResult{}, fmt.Errorf("train step %d: %w", step, err)
 	}
 	if err != nil {
@@ -158,7 +158,7 @@ func (t *Trainer) Loss(batch [][]int32) (float64, error) {
 		return 0, fmt.Errorf("eval loss: %w", err)
 	}
 	var out *tensors.Tensor
-	if perr := catchPanic(func() { out, err = t.evalExec.Exec1(x, y) }); perr != nil {
+	if perr := model.CatchPanic(func() { out, err = t.evalExec.Exec1(x, y) }); perr != nil {
 		return 0, fmt.Errorf("eval loss: %w", perr)
 	}
 	if err != nil {
@@ -315,19 +315,4 @@ func (t *Trainer) stepGraph(ctx *context.Context, inputs []*Node) []*Node {
 	}
 	t.stepVar.SetValueGraph(AddScalar(t.stepVar.ValueGraph(g), 1))
 	return []*Node{meanLoss, norm}
-}
-
-// catchPanic turns a panic of GoMLX graph building into an error.
-func catchPanic(fn func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			if e, ok := r.(error); ok {
-				err = e
-			} else {
-				err = fmt.Errorf("%v", r)
-			}
-		}
-	}()
-	fn()
-	return nil
 }
