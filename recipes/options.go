@@ -183,7 +183,7 @@ func DefaultTrainOptions(run string) TrainOptions {
 }
 
 // DemoTrainOptions lists every departure from the paper used by the demo (the levers allowed):
-//   - preset tiny (2 layers, d 128, 4 heads) instead of GPT-2 small, with a 64-token context (blocks
+//   - preset tiny (2 layers, 4 heads, d 64) instead of GPT-2 small, with a 64-token context (blocks
 //     of 64 tokens, samples capped at 64 tokens instead of 128), and the restricted output vocabulary
 //     of DemoDataOptions (ids seen ≥ 10 times: ~7.3k rows instead of 50259);
 //   - 16 sequences per step (micro-batch 16 × accumulation 1) instead of 64;
