@@ -35,6 +35,24 @@ func readRows[T any](path string) (rows []T, missing bool, err error) {
 	return rows, false, err
 }
 
+// modelRows reads one model's rows from path. When the file is missing, unreadable or empty it adds a
+// note saying so (missing names what to run: hint) and returns ok = false, so a chart can draw the
+// models that have data and explain the others.
+func modelRows[T any](dir rundir.Dir, name, path, hint string, notes *[]string) (rows []T, ok bool) {
+	rows, missing, err := readRows[T](path)
+	switch {
+	case missing:
+		*notes = append(*notes, fmt.Sprintf("%s: %s is missing (%s).", name, rel(dir, path), hint))
+	case err != nil:
+		*notes = append(*notes, fmt.Sprintf("%s: %v", name, err))
+	case len(rows) == 0:
+		*notes = append(*notes, fmt.Sprintf("%s: %s has no rows yet.", name, rel(dir, path)))
+	default:
+		return rows, true
+	}
+	return nil, false
+}
+
 // modelsIn returns the models asked for, or every model of the run (sorted) when none is.
 func modelsIn(dir rundir.Dir, models []string) ([]string, error) {
 	if len(models) > 0 {
@@ -162,16 +180,8 @@ func metricsChart(dir rundir.Dir, title, xName, yName string, models []string,
 	drawn := 0
 	for i, name := range names {
 		path := dir.Metrics(name)
-		rows, missing, err := readRows[rundir.MetricRow](path)
-		switch {
-		case missing:
-			notes = append(notes, fmt.Sprintf("%s: %s is missing (run the train stage for this model).", name, rel(dir, path)))
-			continue
-		case err != nil:
-			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
-			continue
-		case len(rows) == 0:
-			notes = append(notes, fmt.Sprintf("%s: %s has no rows yet.", name, rel(dir, path)))
+		rows, ok := modelRows[rundir.MetricRow](dir, name, path, "run the train stage for this model", &notes)
+		if !ok {
 			continue
 		}
 		xs, ys := make([]float64, len(rows)), make([]float64, len(rows))
@@ -233,16 +243,8 @@ func ToxicityChart(dir rundir.Dir, metric string, models ...string) Chart {
 		objective := objectiveOf(dir, name)
 		onlyNone := objective != "" && objective != rundir.Conditional
 		path := dir.Toxicity(name)
-		rows, missing, err := readRows[rundir.ToxicityRow](path)
-		switch {
-		case missing:
-			notes = append(notes, fmt.Sprintf("%s: %s is missing (run the sample/evaluate stage for this model).", name, rel(dir, path)))
-			continue
-		case err != nil:
-			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
-			continue
-		case len(rows) == 0:
-			notes = append(notes, fmt.Sprintf("%s: %s has no rows yet.", name, rel(dir, path)))
+		rows, ok := modelRows[rundir.ToxicityRow](dir, name, path, "run the sample/evaluate stage for this model", &notes)
+		if !ok {
 			continue
 		}
 		for pi, prefix := range prefixesOf(rows) {
@@ -413,16 +415,8 @@ func LikelihoodChart(dir rundir.Dir, models ...string) Chart {
 	drawn := 0
 	for i, name := range names {
 		path := dir.Likelihood(name)
-		rows, missing, err := readRows[rundir.LikelihoodRow](path)
-		switch {
-		case missing:
-			notes = append(notes, fmt.Sprintf("%s: %s is missing (run the evaluate stage; only conditional models have it).", name, rel(dir, path)))
-			continue
-		case err != nil:
-			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
-			continue
-		case len(rows) == 0:
-			notes = append(notes, fmt.Sprintf("%s: %s has no rows yet.", name, rel(dir, path)))
+		rows, ok := modelRows[rundir.LikelihoodRow](dir, name, path, "run the evaluate stage; only conditional models have it", &notes)
+		if !ok {
 			continue
 		}
 		xs := make([]float64, len(rows))
