@@ -153,14 +153,7 @@ func cmdTokenizer(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	finishCommon(&o.Common, cf, stderr)
-	ctx, stop := recipes.InterruptContext()
-	defer stop()
-	res, err := recipes.ExpandTokenizer(ctx, o)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, res)
-	return nil
+	return runStage(stdout, o, recipes.ExpandTokenizer)
 }
 
 func bindData(fs *flag.FlagSet, o *recipes.DataOptions) {
@@ -191,14 +184,7 @@ func cmdData(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	o.Inputs = fs.Args()
 	finishCommon(&o.Common, cf, stderr)
-	ctx, stop := recipes.InterruptContext()
-	defer stop()
-	res, err := recipes.BuildData(ctx, o)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, res)
-	return nil
+	return runStage(stdout, o, recipes.BuildData)
 }
 
 func bindTrain(fs *flag.FlagSet, o *recipes.TrainOptions) {
@@ -281,14 +267,7 @@ func cmdSample(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	o.Prefixes = p
 	finishCommon(&o.Common, cf, stderr)
-	ctx, stop := recipes.InterruptContext()
-	defer stop()
-	res, err := recipes.Sample(ctx, o)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, res)
-	return nil
+	return runStage(stdout, o, recipes.Sample)
 }
 
 func bindEval(fs *flag.FlagSet, o *recipes.EvalOptions) {
@@ -318,14 +297,7 @@ func cmdEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	finishCommon(&o.Common, cf, stderr)
-	ctx, stop := recipes.InterruptContext()
-	defer stop()
-	res, err := recipes.Evaluate(ctx, o)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, res)
-	return nil
+	return runStage(stdout, o, recipes.Evaluate)
 }
 
 func cmdReport(args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -430,4 +402,16 @@ func cmdREPL(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 func isTerminal(x any) bool {
 	f, ok := x.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// runStage runs one recipe with Ctrl-C (SIGINT/SIGTERM) cancelling it, and prints its result.
+func runStage[O any, R any](stdout io.Writer, o O, stage func(context.Context, O) (R, error)) error {
+	ctx, stop := recipes.InterruptContext()
+	defer stop()
+	res, err := stage(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, res)
+	return nil
 }
