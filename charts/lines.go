@@ -53,6 +53,17 @@ func modelRows[T any](dir rundir.Dir, name, path, hint string, notes *[]string) 
 	return nil, false
 }
 
+// finishLines turns a line chart into a Chart with its notes, or into a problem saying why nothing
+// could be drawn when no model had rows.
+func finishLines(title string, line *gecharts.Line, drawn int, notes []string) Chart {
+	if drawn == 0 {
+		return Chart{ID: newID(), Title: title, Problem: "nothing to draw: " + strings.Join(notes, " ")}
+	}
+	c := fromGoEcharts(title, line)
+	c.Notes = notes
+	return c
+}
+
 // modelsIn returns the models asked for, or every model of the run (sorted) when none is.
 func modelsIn(dir rundir.Dir, models []string) ([]string, error) {
 	if len(models) > 0 {
@@ -191,12 +202,7 @@ func metricsChart(dir rundir.Dir, title, xName, yName string, models []string,
 		lineSeries(line, name, xs, ys, styled(palette[i%len(palette)], "solid")...)
 		drawn++
 	}
-	if drawn == 0 {
-		return Chart{ID: newID(), Title: title, Problem: "nothing to draw: " + strings.Join(notes, " ")}
-	}
-	c := fromGoEcharts(title, line)
-	c.Notes = notes
-	return c
+	return finishLines(title, line, drawn, notes)
 }
 
 // ToxicityChart draws sampled toxicity against tokens seen: one curve per model and prefix
@@ -431,10 +437,5 @@ func LikelihoodChart(dir rundir.Dir, models ...string) Chart {
 			name, last.TokensSeen, last.ToxicMeanDiff, last.CleanMeanDiff, last.T, last.PValue, last.NToxic, last.NClean))
 		drawn++
 	}
-	if drawn == 0 {
-		return Chart{ID: newID(), Title: title, Problem: "nothing to draw: " + strings.Join(notes, " ")}
-	}
-	c := fromGoEcharts(title, line)
-	c.Notes = notes
-	return c
+	return finishLines(title, line, drawn, notes)
 }
