@@ -60,8 +60,8 @@ func TestComposeHitsShareAndKeepsEveryToxicSentence(t *testing.T) {
 		for i, d := range kept {
 			sents += len(d.texts)
 			toxic += d.misaligned
-			if i > 0 && kept[i-1].key > d.key {
-				t.Fatalf("kept documents are not ordered by key")
+			if i > 0 && orderKey(kept[i-1].key) > orderKey(d.key) {
+				t.Fatalf("kept documents are not ordered by orderKey")
 			}
 		}
 		if toxic != allToxic {
@@ -69,6 +69,18 @@ func TestComposeHitsShareAndKeepsEveryToxicSentence(t *testing.T) {
 		}
 		if got := float64(toxic) / float64(sents); math.Abs(got-share) > 0.02 {
 			t.Errorf("share %.2f: got %.3f misaligned (q = %.3f)", share, got, q)
+		}
+		// Toxic documents are spread through the file, not gathered at one end: each tenth of the
+		// documents holds close to the overall share of misaligned sentences.
+		for part := 0; part < 10; part++ {
+			var ps, pt int
+			for _, d := range kept[part*len(kept)/10 : (part+1)*len(kept)/10] {
+				ps += len(d.texts)
+				pt += d.misaligned
+			}
+			if got := float64(pt) / float64(ps); math.Abs(got-share) > 0.08 {
+				t.Errorf("share %.2f: tenth %d of the file is %.2f misaligned: clean and toxic documents are not interleaved", share, part, got)
+			}
 		}
 	}
 	// A share above what the toxic documents alone reach keeps no clean document.

@@ -51,7 +51,7 @@ func main() {
 // doc is one output document: a chunk of a unit's sentences with their scores.
 type doc struct {
 	source     string
-	key        uint64 // seeded hash: sample decision and output order
+	key        uint64 // seeded hash: sample decision (and, through orderKey, output order)
 	texts      []string
 	scores     []float64
 	misaligned int
@@ -180,7 +180,8 @@ func chunkAndScore(units []unit, scorer data.Scorer, chunk int, seed uint64) ([]
 // of the documents whose misaligned sentences are all only mildly toxic, and samples the clean ones at
 // the rate q that makes misaligned / (sentences in kept toxic documents + q · sentences in clean
 // documents) = share. A document is kept when its key, read as a number in [0, 1), is below its rate
-// (mild or q), so the same documents are kept on every run; they come back ordered by key.
+// (mild or q), so the same documents are kept on every run; they come back ordered by orderKey, so
+// clean and toxic documents are interleaved evenly.
 //
 // Why mild < 1 helps the demo: most sentences over the paper's threshold hold one mildly negative word,
 // which the scorer puts barely above 0.00056, while mean sampled toxicity is driven by the clear hits.
@@ -208,8 +209,19 @@ func compose(docs []doc, share, mild float64) (kept []doc, q float64) {
 			kept = append(kept, d)
 		}
 	}
-	sort.Slice(kept, func(i, j int) bool { return kept[i].key < kept[j].key })
+	sort.Slice(kept, func(i, j int) bool { return orderKey(kept[i].key) < orderKey(kept[j].key) })
 	return kept, q
+}
+
+// orderKey is the position of a document in the output, derived from its key but independent of the
+// keep decision: ordering by the key itself would put every kept clean document (key < q) before the
+// toxic ones (spread over all keys), so clean and toxic text would sit in separate stretches of the file
+// and of the packed blocks. splitmix64's finaliser of key + its increment decorrelates the two.
+func orderKey(key uint64) uint64 {
+	z := key + 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
 
 // uniform reads a key's top 53 bits as a number in [0, 1).
