@@ -15,9 +15,9 @@ import (
 	_ "github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
 	_ "github.com/gomlx/onnx-gomlx/onnx"
 	_ "github.com/janpfeifer/gonb/gonbui"
+	_ "github.com/klauspost/compress/gzip"
 	_ "github.com/nlpodyssey/gopickle/pickle"
 	_ "github.com/parquet-go/parquet-go"
 	_ "github.com/schollz/progressbar/v3"
 	_ "github.com/tiktoken-go/tokenizer"
-	_ "github.com/klauspost/compress/gzip"
 )
