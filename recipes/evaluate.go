@@ -233,7 +233,7 @@ func Evaluate(ctx context.Context, o EvalOptions) (EvalResult, error) {
 		}
 	}
 	n := max(o.SamplesPerPrefix, 2)
-	prog := newProgress(o.Progress, int64(3*n), "eval "+l.Name, "samples")
+	prog := o.Common.newProgress(int64(3*n), "eval "+l.Name, "samples")
 	defer prog.done()
 	o.logf("eval %s: %d samples per prefix, likelihood test on %d held-out sentences", l.Name, n, len(heldout))
 	m, err := measure(ctx, l, balancedHeldout(heldout, 2000, o.Seed), n, o.Batch, o.Sampling, o.Bootstrap, o.Permutations, o.Seed, prog)

@@ -30,6 +30,8 @@ type Common struct {
 	Backend  string    // GoMLX backend name; "" = auto (GOMLX_BACKEND, else XLA if present, else pure Go)
 	Progress io.Writer // progress bars (nil = none)
 	Log      io.Writer // one-line status messages (nil = none)
+
+	shared *sharedBar // set by Reproduce for stages that run side by side: their bars become one
 }
 
 func (c Common) logf(format string, args ...any) {
@@ -127,9 +129,12 @@ type ReproduceOptions struct {
 	Smoke      bool
 	HF         string   // evaluate this HF checkpoint (dir or hub repo) instead of training models
 	Objectives []string // default conditional, mle
-	Data       DataOptions
-	Train      TrainOptions
-	Eval       EvalOptions
+	// ConcurrentTraining trains (then evaluates) the objectives' models at the same time (the demo: the
+	// pure-Go backend leaves cores idle with one). Off for gpt2, where each training fills the accelerator.
+	ConcurrentTraining bool
+	Data               DataOptions
+	Train              TrainOptions
+	Eval               EvalOptions
 }
 
 // ModelOptions says which model LoadModel loads.
@@ -228,8 +233,8 @@ func DemoEvalOptions(run string) EvalOptions {
 func DemoReproduceOptions(run string) ReproduceOptions {
 	return ReproduceOptions{
 		Common:     Common{Run: run, Preset: "tiny"},
-		Objectives: []string{rundir.Conditional, rundir.MLE},
-		Data:       DemoDataOptions(run), Train: DemoTrainOptions(run), Eval: DemoEvalOptions(run),
+		Objectives: []string{rundir.Conditional, rundir.MLE}, ConcurrentTraining: true,
+		Data: DemoDataOptions(run), Train: DemoTrainOptions(run), Eval: DemoEvalOptions(run),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prefgpt/prefgpt/rundir"
@@ -119,27 +120,26 @@ func Reproduce(ctx context.Context, o ReproduceOptions) (ReproduceResult, error)
 		res.Evals = append(res.Evals, ev.Summary)
 		objectives = nil
 	}
-	for _, obj := range objectives {
-		to := o.Train
-		to.Common, to.Objective, to.Name = common, obj, obj
-		tr, err := Train(ctx, to)
-		if err != nil {
-			return res, err
-		}
-		common.logf("%s", tr)
-		if tr.Interrupted {
-			res.Elapsed = time.Since(start)
-			return res, fmt.Errorf("interrupted while training %s at step %d: run the same command again to resume", obj, tr.Step)
-		}
+	if err := trainObjectives(ctx, o, common, objectives); err != nil {
+		res.Elapsed = time.Since(start)
+		return res, err
+	}
+	evals := make([]rundir.EvalSummary, len(objectives))
+	err = forEach(ctx, common, o.ConcurrentTraining, "samples", objectives, func(ctx context.Context, c Common, i int) error {
 		eo := o.Eval
-		eo.Common, eo.Model = common, obj
+		eo.Common, eo.Model = c, objectives[i]
 		ev, err := Evaluate(ctx, eo)
 		if err != nil {
-			return res, err
+			return err
 		}
-		common.logf("eval %s: done (summary at the end)", obj)
-		res.Evals = append(res.Evals, ev.Summary)
+		c.logf("eval %s: done (summary at the end)", objectives[i])
+		evals[i] = ev.Summary
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
+	res.Evals = append(res.Evals, evals...)
 	rep, err := Report(ctx, ReportOptions{Common: common})
 	if err != nil {
 		return res, err
@@ -147,4 +147,63 @@ func Reproduce(ctx context.Context, o ReproduceOptions) (ReproduceResult, error)
 	res.Report = rep.Path
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// trainObjectives trains one model per objective, one after the other or, with ConcurrentTraining, at the
+// same time.
+func trainObjectives(ctx context.Context, o ReproduceOptions, common Common, objectives []string) error {
+	return forEach(ctx, common, o.ConcurrentTraining, "tok", objectives, func(ctx context.Context, c Common, i int) error {
+		to := o.Train
+		to.Common, to.Objective, to.Name = c, objectives[i], objectives[i]
+		tr, err := Train(ctx, to)
+		if err != nil {
+			return err
+		}
+		c.logf("%s", tr)
+		if tr.Interrupted {
+			return fmt.Errorf("interrupted while training %s at step %d: run the same command again to resume", objectives[i], tr.Step)
+		}
+		return nil
+	})
+}
+
+// forEach runs do(i) for every name, one after the other or, side by side, all at once: on the pure-Go
+// backend one model keeps only ~1.3 of 2 cores busy, so two side by side take ~1.3× the time of one
+// instead of 2×. Side by side, their progress shows on one shared bar (counting unit), and the first
+// error stops the others (a training saves a checkpoint, as after Ctrl-C) and is the one returned.
+func forEach(ctx context.Context, common Common, sideBySide bool, unit string, names []string, do func(ctx context.Context, c Common, i int) error) error {
+	if !sideBySide || len(names) < 2 {
+		for i := range names {
+			if err := do(ctx, common, i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	side := common
+	side.shared = newSharedBar(common.Progress, unit)
+	defer side.shared.finish()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for i := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := do(ctx, side, i); err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
 }

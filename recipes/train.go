@@ -267,7 +267,7 @@ func Train(ctx context.Context, o TrainOptions) (TrainResult, error) {
 			return res, err
 		}
 	}
-	bar := newProgress(o.Progress, int64(opt.Steps)*tokensPerStep, "train "+res.Name, "tok")
+	bar := o.Common.newProgress(int64(opt.Steps)*tokensPerStep, "train "+res.Name, "tok")
 	bar.add(int64(startStep) * tokensPerStep)
 	defer bar.done()
 	start := time.Now()

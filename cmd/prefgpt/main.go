@@ -341,8 +341,12 @@ func cmdReproduce(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Eval.SamplesPerPrefix, "samples", o.Eval.SamplesPerPrefix, "evaluation samples per prefix")
 	objectives := strings.Join(o.Objectives, ",")
 	fs.StringVar(&objectives, "objectives", objectives, "objectives to train and compare")
+	fs.BoolVar(&o.ConcurrentTraining, "concurrent", o.ConcurrentTraining, "train, then evaluate, the models at the same time (default on for the demo presets, where one pure-Go model leaves cores idle; off for gpt2)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if !isDemoPreset(o.Common.Preset) && !flagGiven(fs, "concurrent") {
+		o.ConcurrentTraining = false // each gpt2 training fills the accelerator
 	}
 	o.Objectives = nil
 	for _, obj := range strings.Split(objectives, ",") {
@@ -414,4 +418,11 @@ func runStage[O any, R any](stdout io.Writer, o O, stage func(context.Context, O
 	}
 	fmt.Fprintln(stdout, res)
 	return nil
+}
+
+// flagGiven reports whether the command line set the flag (as opposed to its default applying).
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
