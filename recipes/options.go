@@ -32,6 +32,7 @@ type Common struct {
 	Log      io.Writer // one-line status messages (nil = none)
 
 	shared *sharedBar // set by Reproduce for stages that run side by side: their bars become one
+	slot   int        // this stage's place on the shared bar
 }
 
 func (c Common) logf(format string, args ...any) {

@@ -14,13 +14,13 @@ import (
 type progress struct {
 	bar    *progressbar.ProgressBar
 	shared *sharedBar
-	index  int // this stage's place in shared.descriptions
+	index  int // this stage's slot in shared.descriptions
 }
 
 // newProgress is newProgress on c.Progress, or a part of c.shared when stages run side by side.
 func (c Common) newProgress(max int64, description, unit string) *progress {
 	if c.shared != nil {
-		return c.shared.join(max, description)
+		return c.shared.join(c.slot, max, description)
 	}
 	return newProgress(c.Progress, max, description, unit)
 }
@@ -35,33 +35,39 @@ type sharedBar struct {
 	descriptions []string
 }
 
-// newSharedBar starts an empty shared bar on w (nil = none); stages add their units with join.
-func newSharedBar(w io.Writer, unit string) *sharedBar {
-	s := &sharedBar{}
+// newSharedBar starts an empty shared bar on w (nil = none) for n stages; each adds its units with join.
+func newSharedBar(w io.Writer, unit string, n int) *sharedBar {
+	s := &sharedBar{descriptions: make([]string, n)}
 	if w != nil {
 		s.bar = newProgress(w, 1, "", unit).bar
 	}
 	return s
 }
 
-func (s *sharedBar) join(max int64, description string) *progress {
+// join adds a stage's units to the bar; slot is its place in the text, whichever stage starts first.
+func (s *sharedBar) join(slot int, max int64, description string) *progress {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.max += max
-	s.descriptions = append(s.descriptions, description)
 	if s.bar != nil {
 		s.bar.ChangeMax64(s.max)
-		s.bar.Describe(strings.Join(s.descriptions, " | "))
 	}
-	return &progress{shared: s, index: len(s.descriptions) - 1}
+	s.mu.Unlock()
+	s.describe(slot, description)
+	return &progress{shared: s, index: slot}
 }
 
-func (s *sharedBar) describe(i int, description string) {
+func (s *sharedBar) describe(slot int, description string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.descriptions[i] = description
+	s.descriptions[slot] = description
 	if s.bar != nil {
-		s.bar.Describe(strings.Join(s.descriptions, " | "))
+		var parts []string
+		for _, d := range s.descriptions {
+			if d != "" {
+				parts = append(parts, d)
+			}
+		}
+		s.bar.Describe(strings.Join(parts, " | "))
 	}
 }
 

@@ -183,7 +183,7 @@ func forEach(ctx context.Context, common Common, sideBySide bool, unit string, n
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	side := common
-	side.shared = newSharedBar(common.Progress, unit)
+	side.shared = newSharedBar(common.Progress, unit, len(names))
 	defer side.shared.finish()
 	var (
 		wg       sync.WaitGroup
@@ -194,7 +194,9 @@ func forEach(ctx context.Context, common Common, sideBySide bool, unit string, n
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := do(ctx, side, i); err != nil {
+			c := side
+			c.slot = i
+			if err := do(ctx, c, i); err != nil {
 				mu.Lock()
 				if firstErr == nil {
 					firstErr = err
