@@ -10,9 +10,9 @@ import (
 	"github.com/prefgpt/prefgpt/train"
 )
 
-// demoBenchVocab is about the size of the demo's restricted output vocabulary (vocab.json with
-// VocabMinCount 10 on the embedded corpus: 7280 rows).
-const demoBenchVocab = 7300
+// demoBenchVocab is the size of the demo's restricted output vocabulary (vocab.json with
+// VocabMinCount 3 on the embedded corpus: 4207 rows).
+const demoBenchVocab = 4207
 
 func demoBenchConfig(b *testing.B) model.Config {
 	cfg, err := model.Preset("tiny")
@@ -24,15 +24,15 @@ func demoBenchConfig(b *testing.B) model.Config {
 	return cfg
 }
 
-// BenchmarkDemoTrainStep is one optimizer step of the demo setting (DemoTrainOptions: tiny preset,
-// 16 sequences of 64 tokens, AdamW, clipping) on random tokens.
-func BenchmarkDemoTrainStep(b *testing.B) {
+// newDemoBenchTrainer is a trainer of the demo setting (DemoTrainOptions: tiny preset, 16 sequences of
+// 64 tokens, AdamW, clipping) with one step's random tokens, compiled by a first step.
+func newDemoBenchTrainer(b *testing.B, seed uint64) (*train.Trainer, [][][]int32, int) {
 	cfg := demoBenchConfig(b)
 	backend, err := model.NewBackend("go")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer backend.Finalize()
+	b.Cleanup(backend.Finalize)
 	opt := DemoTrainOptions("").Opt
 	opt.Steps = 1000
 	ctx := mlctx.New()
@@ -40,7 +40,7 @@ func BenchmarkDemoTrainStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := rand.New(rand.NewPCG(seed, 2))
 	micro := make([][][]int32, opt.Accum)
 	for a := range micro {
 		micro[a] = make([][]int32, opt.MicroBatch)
@@ -54,14 +54,42 @@ func BenchmarkDemoTrainStep(b *testing.B) {
 	if _, err := trainer.Step(micro); err != nil { // compile outside the timing
 		b.Fatal(err)
 	}
+	return trainer, micro, opt.MicroBatch * opt.Accum * cfg.ContextLen
+}
+
+// BenchmarkDemoTrainStep is one optimizer step of the demo setting on random tokens.
+func BenchmarkDemoTrainStep(b *testing.B) {
+	trainer, micro, tokensPerStep := newDemoBenchTrainer(b, 1)
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := trainer.Step(micro); err != nil {
 			b.Fatal(err)
 		}
 	}
-	tokens := float64(opt.MicroBatch*opt.Accum*cfg.ContextLen) * float64(b.N)
-	b.ReportMetric(tokens/b.Elapsed().Seconds(), "tokens/s")
+	b.ReportMetric(float64(tokensPerStep)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// BenchmarkDemoTrainStepSideBySide is one step of each of two demo models at the same time, as
+// Reproduce trains the conditional model and the MLE baseline (ReproduceOptions.ConcurrentTraining):
+// compare its ns/op with two BenchmarkDemoTrainStep ops.
+func BenchmarkDemoTrainStepSideBySide(b *testing.B) {
+	t1, m1, tokensPerStep := newDemoBenchTrainer(b, 1)
+	t2, m2, _ := newDemoBenchTrainer(b, 2)
+	b.ResetTimer()
+	for b.Loop() {
+		errs := make(chan error, 1)
+		go func() {
+			_, err := t2.Step(m2)
+			errs <- err
+		}()
+		if _, err := t1.Step(m1); err != nil {
+			b.Fatal(err)
+		}
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(2*float64(tokensPerStep)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
 
 // BenchmarkSampling generates a batch of 128 samples of up to 64 tokens (the demo's cap) from the demo
