@@ -8,9 +8,10 @@ import (
 	"github.com/klauspost/compress/gzip"
 )
 
-// The embedded demo corpus: ~14k short documents of English (Debian fortunes and the Brown Corpus)
-// in the detoxify-pile schema, every sentence scored by the lexicon scorer, composed so that about 30%
-// of sentences score above the paper's 0.00056 threshold. docs: data/demo/README.md; rebuild with
+// The embedded demo corpus: ~2.2k short documents of English (Debian fortunes and the Brown Corpus)
+// in the detoxify-pile schema, every sentence scored by the lexicon scorer: every document of the
+// sources with a clearly toxic sentence (score > 0.5) and a sample of clean ones, so that about 15% of
+// sentences score above the paper's 0.00056 threshold. docs: data/demo/README.md; rebuild with
 // tools/demo-corpus.
 //
 //go:embed demo/corpus.jsonl.gz
