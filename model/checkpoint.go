@@ -77,7 +77,7 @@ func SaveCheckpoint(ctx *context.Context, dir string, keep int) (err error) {
 			_ = ctx.DeleteVariable(context.RootScope, "global_step")
 		}
 	}()
-	if perr := recoverAsError(func() {
+	if perr := CatchPanic(func() {
 		var handler *checkpoints.Handler
 		if handler, err = checkpoints.Build(ctx).Dir(staging).Keep(-1).Done(); err == nil {
 			err = handler.Save()
@@ -258,7 +258,7 @@ func loadCheckpointFiles(ctx *context.Context, dir, base string) error {
 	previousLoader := ctx.Loader()
 	defer ctx.SetLoader(previousLoader) // nothing is left to load lazily: detach the handler again
 	var loadErr error
-	if perr := recoverAsError(func() {
+	if perr := CatchPanic(func() {
 		_, loadErr = checkpoints.Build(ctx).FromEmbed(string(indexJSON), data).Immediate().Done()
 	}); perr != nil {
 		loadErr = perr
@@ -322,19 +322,4 @@ func syncFile(path string) error {
 		return fmt.Errorf("syncing %s: %w", path, err)
 	}
 	return file.Close()
-}
-
-// recoverAsError runs fn and turns a panic (GoMLX reports many failures that way) into an error.
-func recoverAsError(fn func()) (err error) {
-	defer func() {
-		if recovered := recover(); recovered != nil {
-			if e, ok := recovered.(error); ok {
-				err = e
-			} else {
-				err = fmt.Errorf("%v", recovered)
-			}
-		}
-	}()
-	fn()
-	return nil
 }

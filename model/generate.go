@@ -279,7 +279,7 @@ func (g *Generator) runPrefill(tokens [][]int32, cacheLen int) ([]float32, []*te
 	}
 	var outputs []*tensors.Tensor
 	var err error
-	if perr := recoverAsError(func() { outputs, err = exec.Exec(tokens) }); perr != nil {
+	if perr := CatchPanic(func() { outputs, err = exec.Exec(tokens) }); perr != nil {
 		err = perr
 	}
 	if err != nil {
@@ -321,7 +321,7 @@ func (g *Generator) runStep(next [][]int32, position int, weightsT, caches []*te
 	}
 	var outputs []*tensors.Tensor
 	var err error
-	if perr := recoverAsError(func() { outputs, err = exec.Exec(args...) }); perr != nil {
+	if perr := CatchPanic(func() { outputs, err = exec.Exec(args...) }); perr != nil {
 		err = perr
 	}
 	if err != nil {
@@ -346,7 +346,7 @@ func (g *Generator) runFull(tokens [][]int32) ([]float32, error) {
 	}
 	var outputs []*tensors.Tensor
 	var err error
-	if perr := recoverAsError(func() { outputs, err = g.full.Exec(tokens) }); perr != nil {
+	if perr := CatchPanic(func() { outputs, err = g.full.Exec(tokens) }); perr != nil {
 		err = perr
 	}
 	if err != nil {
@@ -430,7 +430,7 @@ func (g *Generator) transposedWeights() ([]*tensors.Tensor, error) {
 	}
 	var outputs []*tensors.Tensor
 	var err error
-	if perr := recoverAsError(func() { outputs, err = g.weightsT.Exec() }); perr != nil {
+	if perr := CatchPanic(func() { outputs, err = g.weightsT.Exec() }); perr != nil {
 		err = perr
 	}
 	if err != nil {

@@ -66,7 +66,7 @@ func SequenceLogProbs(backend backends.Backend, ctx *context.Context, cfg Config
 			}
 		}
 		var outputs []*tensors.Tensor
-		if perr := recoverAsError(func() { outputs, err = exec.Exec(tokens) }); perr != nil {
+		if perr := CatchPanic(func() { outputs, err = exec.Exec(tokens) }); perr != nil {
 			err = perr
 		}
 		if err != nil {
