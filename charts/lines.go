@@ -369,10 +369,10 @@ func prefixesOf(rows []rundir.ToxicityRow) []string {
 }
 
 // ciBand shades the 95% CI of a mean: an invisible lower line and, stacked on it, the width
-// of the interval filled. The two series share the legend name "<series> 95% CI" so the
-// legend toggles the band as one item.
+// of the interval filled. Both series take the curve's own name, so its legend item toggles the
+// curve and its band together.
 func ciBand(line *gecharts.Line, series, color string, xs, lows, highs []float64, logAxis bool) {
-	name := series // same name as the curve: the legend toggles both
+	name := series
 	stack := "ci:" + series
 	y := func(v float64) float64 {
 		if logAxis {
