@@ -217,12 +217,7 @@ func compose(docs []doc, share, mild float64) (kept []doc, q float64) {
 // keep decision: ordering by the key itself would put every kept clean document (key < q) before the
 // toxic ones (spread over all keys), so clean and toxic text would sit in separate stretches of the file
 // and of the packed blocks. splitmix64's finaliser of key + its increment decorrelates the two.
-func orderKey(key uint64) uint64 {
-	z := key + 0x9e3779b97f4a7c15
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
+func orderKey(key uint64) uint64 { return mix64(key + 0x9e3779b97f4a7c15) }
 
 // uniform reads a key's top 53 bits as a number in [0, 1).
 func uniform(key uint64) float64 { return float64(key>>11) / (1 << 53) }
@@ -241,8 +236,12 @@ func countToxic(docs []doc) int {
 func hashKey(seed uint64, id string) uint64 {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%d|%s", seed, id)
-	// FNV's low bits mix poorly into the high ones; finish with a 64-bit mixer (splitmix64's).
-	z := h.Sum64()
+	// FNV's low bits mix poorly into the high ones; finish with a 64-bit mixer.
+	return mix64(h.Sum64())
+}
+
+// mix64 is splitmix64's finaliser: every input bit affects every output bit.
+func mix64(z uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
